@@ -1,0 +1,1 @@
+//! Support for integration tests against real peers.
