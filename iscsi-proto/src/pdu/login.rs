@@ -1,0 +1,317 @@
+//! Login Request (§11.12) and Login Response (§11.13).
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::bhs::{get_u16, get_u32, put_u16, put_u32};
+use super::{Isid, Itt, Opcode, PduError, Stage};
+
+const TRANSIT_BIT: u8 = 0x80;
+const CONTINUE_BIT: u8 = 0x40;
+
+/// The only protocol version RFC 7143 defines (Version-max/min 0x00).
+pub const ISCSI_VERSION: u8 = 0x00;
+
+fn write_stages(b: &mut [u8; 48], transit: bool, cont: bool, csg: Stage, nsg: Stage) {
+    let mut flags = csg.bits() << 2;
+    if transit {
+        flags |= TRANSIT_BIT | nsg.bits();
+    }
+    if cont {
+        flags |= CONTINUE_BIT;
+    }
+    b[1] = flags;
+}
+
+/// Reads T, C, CSG and NSG. NSG is reserved when T is clear, so it is then
+/// reported as the current stage.
+fn read_stages(b: &[u8; 48], opcode: Opcode) -> Result<(bool, bool, Stage, Stage), PduError> {
+    let flags = b[1];
+    let itt = get_u32(b, 16);
+    let invalid = |field| PduError::InvalidField {
+        opcode,
+        itt,
+        field,
+        value: u32::from(flags),
+    };
+    let transit = flags & TRANSIT_BIT != 0;
+    let cont = flags & CONTINUE_BIT != 0;
+    if transit && cont {
+        return Err(invalid("flags (T and C both set)"));
+    }
+    let csg = Stage::from_bits(flags >> 2).ok_or_else(|| invalid("CSG"))?;
+    let nsg = if transit {
+        Stage::from_bits(flags).ok_or_else(|| invalid("NSG"))?
+    } else {
+        csg
+    };
+    Ok((transit, cont, csg, nsg))
+}
+
+/// Login Request. Always immediate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRequest {
+    /// T: the initiator is ready to move to `nsg`.
+    pub transit: bool,
+    /// C: the text continues in the next PDU.
+    pub continue_: bool,
+    pub csg: Stage,
+    /// Next stage; meaningful only when `transit` is set.
+    pub nsg: Stage,
+    pub version_max: u8,
+    pub version_min: u8,
+    pub isid: Isid,
+    pub tsih: u16,
+    pub itt: Itt,
+    pub cid: u16,
+    pub cmd_sn: u32,
+    pub exp_stat_sn: u32,
+    /// key=value text.
+    pub data: Bytes,
+}
+
+impl LoginRequest {
+    pub(super) fn write(&self, b: &mut [u8; 48]) {
+        write_stages(b, self.transit, self.continue_, self.csg, self.nsg);
+        b[2] = self.version_max;
+        b[3] = self.version_min;
+        b[8..14].copy_from_slice(&self.isid.0);
+        put_u16(b, 14, self.tsih);
+        put_u32(b, 16, self.itt.0);
+        put_u16(b, 20, self.cid);
+        put_u32(b, 24, self.cmd_sn);
+        put_u32(b, 28, self.exp_stat_sn);
+    }
+
+    pub(super) fn read(b: &[u8; 48], data: Bytes) -> Result<Self, PduError> {
+        let (transit, continue_, csg, nsg) = read_stages(b, Opcode::LoginRequest)?;
+        Ok(LoginRequest {
+            transit,
+            continue_,
+            csg,
+            nsg,
+            version_max: b[2],
+            version_min: b[3],
+            isid: Isid::read(b),
+            tsih: get_u16(b, 14),
+            itt: Itt(get_u32(b, 16)),
+            cid: get_u16(b, 20),
+            cmd_sn: get_u32(b, 24),
+            exp_stat_sn: get_u32(b, 28),
+            data,
+        })
+    }
+}
+
+/// Login Response Status-Class and Status-Detail (§11.13.5).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LoginStatus {
+    pub class: u8,
+    pub detail: u8,
+}
+
+impl LoginStatus {
+    pub const SUCCESS: LoginStatus = LoginStatus {
+        class: 0,
+        detail: 0,
+    };
+    pub const TARGET_MOVED_TEMPORARILY: LoginStatus = LoginStatus {
+        class: 1,
+        detail: 1,
+    };
+    pub const TARGET_MOVED_PERMANENTLY: LoginStatus = LoginStatus {
+        class: 1,
+        detail: 2,
+    };
+    pub const INITIATOR_ERROR: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 0,
+    };
+    pub const AUTHENTICATION_FAILURE: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 1,
+    };
+    pub const AUTHORIZATION_FAILURE: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 2,
+    };
+    pub const NOT_FOUND: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 3,
+    };
+    pub const TARGET_REMOVED: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 4,
+    };
+    pub const UNSUPPORTED_VERSION: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 5,
+    };
+    pub const TOO_MANY_CONNECTIONS: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 6,
+    };
+    pub const MISSING_PARAMETER: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 7,
+    };
+    pub const CANT_INCLUDE_IN_SESSION: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 8,
+    };
+    pub const SESSION_TYPE_NOT_SUPPORTED: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 9,
+    };
+    pub const SESSION_DOES_NOT_EXIST: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 10,
+    };
+    pub const INVALID_DURING_LOGIN: LoginStatus = LoginStatus {
+        class: 2,
+        detail: 11,
+    };
+    pub const TARGET_ERROR: LoginStatus = LoginStatus {
+        class: 3,
+        detail: 0,
+    };
+    pub const SERVICE_UNAVAILABLE: LoginStatus = LoginStatus {
+        class: 3,
+        detail: 1,
+    };
+    pub const OUT_OF_RESOURCES: LoginStatus = LoginStatus {
+        class: 3,
+        detail: 2,
+    };
+
+    pub fn is_success(self) -> bool {
+        self.class == 0
+    }
+
+    /// Class 1: the target redirects us to the TargetAddress it sent.
+    pub fn is_redirect(self) -> bool {
+        self.class == 1
+    }
+
+    /// Class 2: our fault; retrying the same login will not help.
+    pub fn is_initiator_error(self) -> bool {
+        self.class == 2
+    }
+
+    /// Class 3: the target's fault; a later retry may succeed.
+    pub fn is_target_error(self) -> bool {
+        self.class == 3
+    }
+
+    /// What RFC 7143 calls this status.
+    pub fn description(self) -> &'static str {
+        match (self.class, self.detail) {
+            (0, 0) => "success",
+            (1, 1) => "target moved temporarily",
+            (1, 2) => "target moved permanently",
+            (1, _) => "redirection",
+            (2, 0) => "initiator error",
+            (2, 1) => "authentication failure",
+            (2, 2) => "authorization failure",
+            (2, 3) => "target not found",
+            (2, 4) => "target removed",
+            (2, 5) => "unsupported version",
+            (2, 6) => "too many connections",
+            (2, 7) => "missing parameter",
+            (2, 8) => "cannot include connection in session",
+            (2, 9) => "session type not supported",
+            (2, 10) => "session does not exist",
+            (2, 11) => "invalid request during login",
+            (2, _) => "initiator error",
+            (3, 0) => "target error",
+            (3, 1) => "service unavailable",
+            (3, 2) => "out of resources",
+            (3, _) => "target error",
+            _ => "unknown status class",
+        }
+    }
+}
+
+impl fmt::Debug for LoginStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LoginStatus({:02x}{:02x} {})",
+            self.class,
+            self.detail,
+            self.description()
+        )
+    }
+}
+
+impl fmt::Display for LoginStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (status {:02x}{:02x})",
+            self.description(),
+            self.class,
+            self.detail
+        )
+    }
+}
+
+/// Login Response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginResponse {
+    pub transit: bool,
+    pub continue_: bool,
+    pub csg: Stage,
+    pub nsg: Stage,
+    pub version_max: u8,
+    pub version_active: u8,
+    pub isid: Isid,
+    /// Non-zero in the final response: the session handle the target assigned.
+    pub tsih: u16,
+    pub itt: Itt,
+    pub stat_sn: u32,
+    pub exp_cmd_sn: u32,
+    pub max_cmd_sn: u32,
+    pub status: LoginStatus,
+    pub data: Bytes,
+}
+
+impl LoginResponse {
+    pub(super) fn write(&self, b: &mut [u8; 48]) {
+        write_stages(b, self.transit, self.continue_, self.csg, self.nsg);
+        b[2] = self.version_max;
+        b[3] = self.version_active;
+        b[8..14].copy_from_slice(&self.isid.0);
+        put_u16(b, 14, self.tsih);
+        put_u32(b, 16, self.itt.0);
+        put_u32(b, 24, self.stat_sn);
+        put_u32(b, 28, self.exp_cmd_sn);
+        put_u32(b, 32, self.max_cmd_sn);
+        b[36] = self.status.class;
+        b[37] = self.status.detail;
+    }
+
+    pub(super) fn read(b: &[u8; 48], data: Bytes) -> Result<Self, PduError> {
+        let (transit, continue_, csg, nsg) = read_stages(b, Opcode::LoginResponse)?;
+        Ok(LoginResponse {
+            transit,
+            continue_,
+            csg,
+            nsg,
+            version_max: b[2],
+            version_active: b[3],
+            isid: Isid::read(b),
+            tsih: get_u16(b, 14),
+            itt: Itt(get_u32(b, 16)),
+            stat_sn: get_u32(b, 24),
+            exp_cmd_sn: get_u32(b, 28),
+            max_cmd_sn: get_u32(b, 32),
+            status: LoginStatus {
+                class: b[36],
+                detail: b[37],
+            },
+            data,
+        })
+    }
+}
