@@ -1,0 +1,198 @@
+//! A SCSI command as plain data, and what comes back.
+//!
+//! A [`Command`] holds everything needed to send it again: the LUN, the CDB, the
+//! direction with the write payload or the expected read length, the task
+//! attribute and the timeout. Nothing in it refers to a connection, so the
+//! multipath layer can replay the same value on another path unchanged.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use iscsi_proto::pdu::{Lun, Residual, TaskAttribute};
+
+/// Which way data moves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// No data phase (TEST UNIT READY, SYNCHRONIZE CACHE...).
+    None,
+    /// The target sends up to `expected_len` bytes.
+    Read { expected_len: u32 },
+    /// We send these bytes (cheap to clone: replaying shares the buffer).
+    Write { data: Bytes },
+}
+
+/// One SCSI command, replayable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub lun: Lun,
+    pub cdb: Bytes,
+    pub direction: Direction,
+    pub attribute: TaskAttribute,
+    /// Overrides the session's command timeout.
+    pub timeout: Option<Duration>,
+}
+
+impl Command {
+    pub fn new(lun: Lun, cdb: impl Into<Bytes>, direction: Direction) -> Self {
+        Command {
+            lun,
+            cdb: cdb.into(),
+            direction,
+            attribute: TaskAttribute::Simple,
+            timeout: None,
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Expected Data Transfer Length for the SCSI Command PDU.
+    pub fn expected_transfer_len(&self) -> u32 {
+        match &self.direction {
+            Direction::None => 0,
+            Direction::Read { expected_len } => *expected_len,
+            // A write payload is bounded at submission (see `Limits`), so it fits.
+            Direction::Write { data } => data.len() as u32,
+        }
+    }
+
+    /// The SCSI operation code, for log lines and errors.
+    pub fn opcode(&self) -> u8 {
+        self.cdb.first().copied().unwrap_or(0)
+    }
+}
+
+/// Read data as the Data-In PDUs delivered it: slices of the receive buffer, in
+/// offset order, never copied on the way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadData {
+    segments: Vec<Bytes>,
+    len: usize,
+}
+
+impl ReadData {
+    pub fn new() -> Self {
+        ReadData::default()
+    }
+
+    pub(crate) fn push(&mut self, segment: Bytes) {
+        if !segment.is_empty() {
+            self.len += segment.len();
+            self.segments.push(segment);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces, in order (for vectored writes).
+    pub fn segments(&self) -> &[Bytes] {
+        &self.segments
+    }
+
+    /// One contiguous buffer: free when the data came in one PDU, a copy otherwise.
+    pub fn to_bytes(&self) -> Bytes {
+        match self.segments.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            many => {
+                let mut out = BytesMut::with_capacity(self.len);
+                for s in many {
+                    out.extend_from_slice(s);
+                }
+                out.freeze()
+            }
+        }
+    }
+
+    /// Keeps only the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        let mut kept = 0;
+        let mut out = Vec::with_capacity(self.segments.len());
+        for s in self.segments.drain(..) {
+            if kept >= len {
+                break;
+            }
+            let take = s.len().min(len - kept);
+            out.push(s.slice(..take));
+            kept += take;
+        }
+        self.segments = out;
+        self.len = kept;
+    }
+}
+
+impl From<Bytes> for ReadData {
+    fn from(b: Bytes) -> Self {
+        let mut r = ReadData::new();
+        r.push(b);
+        r
+    }
+}
+
+/// SCSI status bytes (SAM-5) the session itself needs to recognise.
+pub mod status {
+    pub const GOOD: u8 = 0x00;
+    pub const CHECK_CONDITION: u8 = 0x02;
+    pub const CONDITION_MET: u8 = 0x04;
+    pub const BUSY: u8 = 0x08;
+    pub const RESERVATION_CONFLICT: u8 = 0x18;
+    pub const TASK_SET_FULL: u8 = 0x28;
+    pub const ACA_ACTIVE: u8 = 0x30;
+    pub const TASK_ABORTED: u8 = 0x40;
+}
+
+/// A command the target completed: status, sense, data and residual. A
+/// CHECK CONDITION is an outcome, not a transport error: the caller decides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandOutcome {
+    pub status: u8,
+    /// Sense data without the iSCSI SenseLength prefix.
+    pub sense: Option<Bytes>,
+    pub data: ReadData,
+    pub residual: Residual,
+}
+
+impl CommandOutcome {
+    pub fn is_good(&self) -> bool {
+        self.status == status::GOOD || self.status == status::CONDITION_MET
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_data_keeps_segments_and_truncates() {
+        let mut r = ReadData::new();
+        r.push(Bytes::from_static(b"abc"));
+        r.push(Bytes::new());
+        r.push(Bytes::from_static(b"defg"));
+        assert_eq!(r.len(), 7);
+        assert_eq!(r.segments().len(), 2);
+        assert_eq!(&r.to_bytes()[..], b"abcdefg");
+        r.truncate(5);
+        assert_eq!(&r.to_bytes()[..], b"abcde");
+        r.truncate(2);
+        assert_eq!(r.segments().len(), 1);
+        assert_eq!(&r.to_bytes()[..], b"ab");
+    }
+
+    #[test]
+    fn single_segment_is_not_copied() {
+        let b = Bytes::from(vec![1u8; 4096]);
+        let r = ReadData::from(b.clone());
+        assert_eq!(r.to_bytes().as_ptr(), b.as_ptr());
+    }
+}

@@ -1,0 +1,294 @@
+//! What a session needs to know before it connects.
+
+use std::time::Duration;
+
+use iscsi_proto::pdu::Isid;
+use sha2::{Digest, Sha256};
+
+use crate::chap::ChapAlgorithm;
+use crate::portal::Portal;
+use crate::secret::Secret;
+
+/// CHAP credentials for one direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChapCredentials {
+    pub username: String,
+    pub secret: Secret,
+}
+
+impl ChapCredentials {
+    pub fn new(username: impl Into<String>, secret: impl Into<Secret>) -> Self {
+        ChapCredentials { username: username.into(), secret: secret.into() }
+    }
+}
+
+/// CHAP settings: our credentials, and the target's for mutual CHAP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChapConfig {
+    /// What we answer the target's challenge with.
+    pub initiator: ChapCredentials,
+    /// When set, we challenge the target and check its answer (mutual CHAP).
+    pub target: Option<ChapCredentials>,
+    /// CHAP_A offer, most preferred first. MD5 alone by default: every target
+    /// has it; SHA-256/SHA-1 when configured.
+    pub algorithms: Vec<ChapAlgorithm>,
+}
+
+impl ChapConfig {
+    pub fn one_way(initiator: ChapCredentials) -> Self {
+        ChapConfig { initiator, target: None, algorithms: vec![ChapAlgorithm::Md5] }
+    }
+
+    pub fn mutual(initiator: ChapCredentials, target: ChapCredentials) -> Self {
+        ChapConfig { initiator, target: Some(target), algorithms: vec![ChapAlgorithm::Md5] }
+    }
+}
+
+/// Digest preference for one of HeaderDigest/DataDigest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DigestPreference {
+    /// Offer only None.
+    #[default]
+    None,
+    /// Offer only CRC32C: login fails if the target refuses it.
+    Crc32c,
+    /// Offer CRC32C,None.
+    PreferCrc32c,
+}
+
+/// The operational values we offer (RFC 7143 §13). Defaults as a Linux initiator
+/// would pick for throughput: large bursts, immediate data, no initial R2T.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationalPreferences {
+    pub header_digest: DigestPreference,
+    pub data_digest: DigestPreference,
+    /// Largest data segment we accept (declared to the target).
+    pub max_recv_data_segment_length: u32,
+    pub max_burst_length: u32,
+    pub first_burst_length: u32,
+    pub initial_r2t: bool,
+    pub immediate_data: bool,
+    pub max_outstanding_r2t: u32,
+    pub default_time2wait: u32,
+    pub default_time2retain: u32,
+}
+
+impl Default for OperationalPreferences {
+    fn default() -> Self {
+        OperationalPreferences {
+            header_digest: DigestPreference::None,
+            data_digest: DigestPreference::None,
+            max_recv_data_segment_length: 256 * 1024,
+            max_burst_length: 16 * 1024 * 1024,
+            first_burst_length: 256 * 1024,
+            initial_r2t: false,
+            immediate_data: true,
+            max_outstanding_r2t: 1,
+            default_time2wait: 2,
+            default_time2retain: 0,
+        }
+    }
+}
+
+/// Every wait has one of these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// The whole login, from connect to full feature phase.
+    pub login: Duration,
+    /// A SCSI command without its own timeout.
+    pub command: Duration,
+    /// Idle time before we send a NOP-Out ping.
+    pub nop_interval: Duration,
+    /// Silence after a ping that declares the connection dead.
+    pub nop_timeout: Duration,
+    /// A task management request (abort, LU reset).
+    pub task_management: Duration,
+    /// Logout request to response.
+    pub logout: Duration,
+    /// How long commands wait for the connection to come back before they fail
+    /// (open-iscsi's replacement_timeout). Zero fails them at once, which is what
+    /// a multipath layer wants: it retries on another path.
+    pub replacement: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            login: Duration::from_secs(15),
+            command: Duration::from_secs(30),
+            nop_interval: Duration::from_secs(5),
+            nop_timeout: Duration::from_secs(10),
+            task_management: Duration::from_secs(10),
+            logout: Duration::from_secs(5),
+            replacement: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Configuration of one session to one target through one portal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    pub portal: Portal,
+    /// `None` for a discovery session.
+    pub target_name: Option<String>,
+    pub initiator_name: String,
+    pub initiator_alias: Option<String>,
+    pub chap: Option<ChapConfig>,
+    pub operational: OperationalPreferences,
+    pub timeouts: Timeouts,
+    /// Fixed ISID; by default derived from initiator, target and portal.
+    pub isid: Option<Isid>,
+    /// Login redirects followed before giving up.
+    pub max_redirects: u8,
+    /// Commands in flight at most, whatever the target's window allows.
+    pub queue_depth: u32,
+}
+
+impl SessionConfig {
+    /// A normal session with defaults.
+    pub fn new(portal: Portal, target_name: impl Into<String>, initiator_name: impl Into<String>) -> Self {
+        SessionConfig {
+            portal,
+            target_name: Some(target_name.into()),
+            initiator_name: initiator_name.into(),
+            initiator_alias: None,
+            chap: None,
+            operational: OperationalPreferences::default(),
+            timeouts: Timeouts::default(),
+            isid: None,
+            max_redirects: 5,
+            queue_depth: 128,
+        }
+    }
+
+    /// A discovery session with defaults.
+    pub fn discovery(portal: Portal, initiator_name: impl Into<String>) -> Self {
+        SessionConfig { target_name: None, ..SessionConfig::new(portal, "", initiator_name) }
+    }
+
+    pub fn is_discovery(&self) -> bool {
+        self.target_name.is_none()
+    }
+
+    /// The ISID for this initiator/target/portal triple: stable across reconnects
+    /// and processes, so that a new login reinstates the old session (§6.3.5),
+    /// and different per portal so that paths to one target are distinct
+    /// sessions even when the portals share a portal group.
+    pub fn isid(&self) -> Isid {
+        if let Some(isid) = self.isid {
+            return isid;
+        }
+        let mut h = Sha256::new();
+        h.update(self.initiator_name.as_bytes());
+        h.update([0]);
+        h.update(self.target_name.as_deref().unwrap_or("").as_bytes());
+        h.update([0]);
+        h.update(self.portal.to_string().as_bytes());
+        let d = h.finalize();
+        Isid::random([d[0], d[1], d[2], d[3], d[4]])
+    }
+
+    /// Checks what can be checked before connecting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.initiator_name.is_empty() {
+            return Err(ConfigError::MissingInitiatorName);
+        }
+        if matches!(&self.target_name, Some(t) if t.is_empty()) {
+            return Err(ConfigError::MissingTargetName);
+        }
+        if let Some(chap) = &self.chap {
+            if chap.initiator.secret.is_empty() {
+                return Err(ConfigError::EmptySecret);
+            }
+            if chap.algorithms.is_empty() {
+                return Err(ConfigError::NoChapAlgorithm);
+            }
+            if let Some(target) = &chap.target {
+                // RFC 7143 §12.1.3: a secret must never serve both directions,
+                // or a reflected challenge would authenticate an impostor.
+                if target.secret == chap.initiator.secret {
+                    return Err(ConfigError::SameSecretBothWays);
+                }
+                if target.secret.is_empty() {
+                    return Err(ConfigError::EmptySecret);
+                }
+            }
+        }
+        let op = &self.operational;
+        if !(512..=16_777_215).contains(&op.max_recv_data_segment_length) {
+            return Err(ConfigError::OutOfRange("MaxRecvDataSegmentLength"));
+        }
+        if !(512..=16_777_215).contains(&op.max_burst_length) {
+            return Err(ConfigError::OutOfRange("MaxBurstLength"));
+        }
+        if !(512..=op.max_burst_length).contains(&op.first_burst_length) {
+            return Err(ConfigError::OutOfRange("FirstBurstLength"));
+        }
+        if op.max_outstanding_r2t == 0 || op.max_outstanding_r2t > 65535 {
+            return Err(ConfigError::OutOfRange("MaxOutstandingR2T"));
+        }
+        if self.queue_depth == 0 {
+            return Err(ConfigError::OutOfRange("queue depth"));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no initiator name configured")]
+    MissingInitiatorName,
+    #[error("empty target name")]
+    MissingTargetName,
+    #[error("empty CHAP secret")]
+    EmptySecret,
+    #[error("no CHAP algorithm to offer")]
+    NoChapAlgorithm,
+    #[error("the mutual CHAP secret equals the initiator's secret; RFC 7143 forbids one secret for both directions")]
+    SameSecretBothWays,
+    #[error("{0} out of range")]
+    OutOfRange(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SessionConfig {
+        SessionConfig::new(Portal::new("127.0.0.1", 3260), "iqn.t", "iqn.i")
+    }
+
+    #[test]
+    fn isid_is_stable_and_per_portal() {
+        let a = config();
+        let mut b = config();
+        assert_eq!(a.isid(), b.isid());
+        b.portal = Portal::new("127.0.0.2", 3260);
+        assert_ne!(a.isid(), b.isid());
+        assert_eq!(a.isid().0[0] >> 6, 0b10);
+    }
+
+    #[test]
+    fn same_secret_both_ways_refused() {
+        let mut c = config();
+        c.chap = Some(ChapConfig::mutual(
+            ChapCredentials::new("u", "samesecret12"),
+            ChapCredentials::new("t", "samesecret12"),
+        ));
+        assert_eq!(c.validate(), Err(ConfigError::SameSecretBothWays));
+        let msg = ConfigError::SameSecretBothWays.to_string();
+        assert!(!msg.contains("samesecret12"));
+    }
+
+    #[test]
+    fn defaults_validate() {
+        assert_eq!(config().validate(), Ok(()));
+        let d = SessionConfig::discovery(Portal::new("::1", 3260), "iqn.i");
+        assert!(d.is_discovery());
+        assert_eq!(d.validate(), Ok(()));
+    }
+}

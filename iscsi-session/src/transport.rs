@@ -1,0 +1,108 @@
+//! The TCP side of the driver: vectored writes of encoded PDUs (payloads are
+//! never copied: small pieces are coalesced, large data segments go out as
+//! the caller's `Bytes`) and reads straight into the connection's buffer.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::net::TcpStream;
+
+use crate::connection::Connection;
+use crate::portal::Portal;
+
+/// Data segments up to this size are copied into the coalescing buffer: one
+/// small memcpy is cheaper than another iovec entry and allocation.
+const COALESCE_MAX: usize = 4096;
+
+/// iovec entries per write call (Linux allows 1024; 64 covers any burst).
+const MAX_IOV: usize = 64;
+
+#[derive(Debug)]
+pub(crate) struct Transport {
+    stream: TcpStream,
+    out: VecDeque<Bytes>,
+    small: BytesMut,
+}
+
+impl Transport {
+    /// Connects with a timeout; the error is a one-line reason.
+    pub async fn connect(portal: &Portal, timeout: Duration) -> Result<Self, String> {
+        let target = (portal.host.as_str(), portal.port);
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no answer within {timeout:?}")),
+        };
+        // Commands are small and latency-bound: never wait for Nagle.
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Transport { stream, out: VecDeque::new(), small: BytesMut::with_capacity(8192) })
+    }
+
+    /// Moves everything the connection wants to send into the write queue.
+    pub fn queue_from(&mut self, conn: &mut Connection) {
+        while let Some(pdu) = conn.poll_transmit() {
+            self.small.extend_from_slice(&pdu.header);
+            if pdu.data.len() <= COALESCE_MAX {
+                self.small.extend_from_slice(&pdu.data);
+            } else {
+                if !self.small.is_empty() {
+                    self.out.push_back(self.small.split().freeze());
+                }
+                self.out.push_back(pdu.data);
+            }
+            self.small.extend_from_slice(pdu.trailer());
+        }
+        if !self.small.is_empty() {
+            self.out.push_back(self.small.split().freeze());
+        }
+    }
+
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Writes as much as the socket takes without blocking.
+    pub fn try_flush(&mut self) -> io::Result<()> {
+        while !self.out.is_empty() {
+            let slices: Vec<IoSlice<'_>> =
+                self.out.iter().take(MAX_IOV).map(|b| IoSlice::new(b)).collect();
+            let mut written = match self.stream.try_write_vectored(&slices) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            while written > 0 {
+                let front = self.out.front_mut().expect("written bytes came from the queue");
+                if written >= front.len() {
+                    written -= front.len();
+                    self.out.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what is available into the connection's receive buffer. `Ok(0)`
+    /// means the peer closed; `WouldBlock` is returned as `Ok(None)`.
+    pub fn try_read(&mut self, conn: &mut Connection) -> io::Result<Option<usize>> {
+        match self.stream.try_read_buf(conn.receive_buffer()) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.readable().await
+    }
+
+    pub async fn writable(&self) -> io::Result<()> {
+        self.stream.writable().await
+    }
+}

@@ -1,0 +1,225 @@
+//! libiscsi's volume URL: `iscsi://[user[%password]@]host[:port]/target-iqn/lun`
+//! with the query arguments `target_user`, `target_password` (mutual CHAP) and
+//! `header_digest`. Also the portal-only form `iscsi://host[:port]` used for
+//! discovery.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::config::{ChapConfig, ChapCredentials, DigestPreference, SessionConfig};
+use crate::portal::Portal;
+use crate::secret::Secret;
+
+/// A parsed volume URL. Its `Debug` never shows the passwords (they are
+/// [`Secret`]s) and its `Display` prints them as `***`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IscsiUrl {
+    pub portal: Portal,
+    /// `None` for a portal-only URL.
+    pub target: Option<String>,
+    pub lun: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub target_user: Option<String>,
+    pub target_password: Option<Secret>,
+    pub header_digest: Option<DigestPreference>,
+}
+
+/// Why a URL is not usable. The message never echoes a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid iSCSI URL: {0}")]
+pub struct UrlError(String);
+
+impl IscsiUrl {
+    /// CHAP settings from the URL, when it names a user. `fallback_secret` is
+    /// used when the URL carries a user but no password (secret from a file or
+    /// the environment).
+    pub fn chap(&self, fallback_secret: Option<&Secret>) -> Result<Option<ChapConfig>, UrlError> {
+        let Some(user) = &self.user else { return Ok(None) };
+        let secret = self
+            .password
+            .clone()
+            .or_else(|| fallback_secret.cloned())
+            .ok_or_else(|| UrlError(format!("user {user:?} given without a CHAP secret")))?;
+        let initiator = ChapCredentials { username: user.clone(), secret };
+        let target = match (&self.target_user, &self.target_password) {
+            (Some(u), Some(p)) => Some(ChapCredentials { username: u.clone(), secret: p.clone() }),
+            (None, None) => None,
+            _ => return Err(UrlError("target_user and target_password go together".into())),
+        };
+        Ok(Some(ChapConfig { target, ..ChapConfig::one_way(initiator) }))
+    }
+
+    /// A session configuration for this volume's target.
+    pub fn session_config(
+        &self,
+        initiator_name: &str,
+        fallback_secret: Option<&Secret>,
+    ) -> Result<SessionConfig, UrlError> {
+        let target = self
+            .target
+            .clone()
+            .ok_or_else(|| UrlError("the URL names no target".into()))?;
+        let mut config = SessionConfig::new(self.portal.clone(), target, initiator_name);
+        config.chap = self.chap(fallback_secret)?;
+        if let Some(d) = self.header_digest {
+            config.operational.header_digest = d;
+        }
+        Ok(config)
+    }
+}
+
+fn parse_digest(v: &str) -> Result<DigestPreference, UrlError> {
+    // libiscsi's values: none, crc32c, none-crc32c, crc32c-none.
+    match v.to_ascii_lowercase().as_str() {
+        "none" => Ok(DigestPreference::None),
+        "crc32c" => Ok(DigestPreference::Crc32c),
+        "crc32c-none" | "none-crc32c" => Ok(DigestPreference::PreferCrc32c),
+        other => Err(UrlError(format!("unknown header_digest {other:?}"))),
+    }
+}
+
+impl FromStr for IscsiUrl {
+    type Err = UrlError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let rest = input
+            .strip_prefix("iscsi://")
+            .ok_or_else(|| UrlError("must start with iscsi://".into()))?;
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        let (userinfo, hostport) = match authority.rfind('@') {
+            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+            None => (None, authority),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once('%') {
+                Some((name, secret)) => (Some(name.to_owned()), Some(Secret::from(secret))),
+                None => (Some(u.to_owned()), None),
+            },
+        };
+        if matches!(&user, Some(u) if u.is_empty()) {
+            return Err(UrlError("empty user name".into()));
+        }
+        let portal: Portal = hostport.parse().map_err(|e: crate::portal::PortalParseError| UrlError(e.to_string()))?;
+        let path = path.trim_end_matches('/');
+        let (target, lun) = if path.is_empty() {
+            (None, None)
+        } else {
+            let (target, lun) = path
+                .rsplit_once('/')
+                .ok_or_else(|| UrlError("expected /target-iqn/lun after the portal".into()))?;
+            if target.is_empty() || target.contains('/') {
+                return Err(UrlError(format!("bad target name {target:?}")));
+            }
+            let lun: u16 = lun
+                .parse()
+                .ok()
+                .filter(|l| *l < 16384)
+                .ok_or_else(|| UrlError(format!("bad LUN {lun:?}")))?;
+            (Some(target.to_owned()), Some(lun))
+        };
+        let mut url = IscsiUrl {
+            portal,
+            target,
+            lun,
+            user,
+            password,
+            target_user: None,
+            target_password: None,
+            header_digest: None,
+        };
+        for arg in query.into_iter().flat_map(|q| q.split('&')).filter(|a| !a.is_empty()) {
+            let (k, v) = arg.split_once('=').unwrap_or((arg, ""));
+            match k {
+                "target_user" => url.target_user = Some(v.to_owned()),
+                "target_password" => url.target_password = Some(Secret::from(v)),
+                "header_digest" => url.header_digest = Some(parse_digest(v)?),
+                other => return Err(UrlError(format!("unknown URL argument {other:?}"))),
+            }
+        }
+        Ok(url)
+    }
+}
+
+impl fmt::Display for IscsiUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("iscsi://")?;
+        if let Some(u) = &self.user {
+            write!(f, "{u}")?;
+            if self.password.is_some() {
+                f.write_str("%***")?;
+            }
+            f.write_str("@")?;
+        }
+        write!(f, "{}", self.portal)?;
+        if let (Some(t), Some(l)) = (&self.target, self.lun) {
+            write!(f, "/{t}/{l}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_url_with_mutual_chap() {
+        let u: IscsiUrl = "iscsi://alice%s3cret-pass@10.0.0.1:3261/iqn.2026-11.test:vol/3?target_user=tgt&target_password=t4rget-pass&header_digest=crc32c"
+            .parse()
+            .unwrap();
+        assert_eq!(u.portal, Portal::new("10.0.0.1", 3261));
+        assert_eq!(u.target.as_deref(), Some("iqn.2026-11.test:vol"));
+        assert_eq!(u.lun, Some(3));
+        assert_eq!(u.header_digest, Some(DigestPreference::Crc32c));
+        let chap = u.chap(None).unwrap().unwrap();
+        assert_eq!(chap.initiator.username, "alice");
+        assert_eq!(chap.initiator.secret.expose(), b"s3cret-pass");
+        assert_eq!(chap.target.unwrap().secret.expose(), b"t4rget-pass");
+        let shown = format!("{u} {u:?}");
+        assert!(!shown.contains("s3cret-pass") && !shown.contains("t4rget-pass"), "{shown}");
+    }
+
+    #[test]
+    fn ipv6_and_defaults() {
+        let u: IscsiUrl = "iscsi://[::1]/iqn.x:y/0".parse().unwrap();
+        assert_eq!(u.portal, Portal::new("::1", 3260));
+        assert_eq!(u.lun, Some(0));
+        assert!(u.chap(None).unwrap().is_none());
+        let p: IscsiUrl = "iscsi://127.0.0.2:3300".parse().unwrap();
+        assert_eq!(p.target, None);
+    }
+
+    #[test]
+    fn user_without_password_takes_the_fallback() {
+        let u: IscsiUrl = "iscsi://bob@h/iqn.a:b/1".parse().unwrap();
+        assert!(u.chap(None).is_err());
+        let s = Secret::from("from-file-secret");
+        assert_eq!(u.chap(Some(&s)).unwrap().unwrap().initiator.secret, s);
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "http://h/iqn/1",
+            "iscsi://h/iqn",
+            "iscsi://h/iqn/x",
+            "iscsi://h/iqn/99999",
+            "iscsi://h/iqn/1?bogus=1",
+            "iscsi://@h/iqn/1",
+            "iscsi://h/iqn/1?header_digest=md5",
+        ] {
+            assert!(bad.parse::<IscsiUrl>().is_err(), "{bad} accepted");
+        }
+        let err = "iscsi://u%topsecret@h:notaport/i/1".parse::<IscsiUrl>().unwrap_err();
+        assert!(!err.to_string().contains("topsecret"));
+    }
+}
