@@ -341,7 +341,7 @@ mod tests {
     fn nop_out(data: &'static [u8]) -> Pdu {
         Pdu::NopOut(NopOut {
             immediate: true,
-            lun: Lun::from_number(0),
+            lun: Lun::from_number(0).unwrap(),
             itt: Itt(7),
             ttt: Ttt::RESERVED,
             cmd_sn: 1,
@@ -359,7 +359,7 @@ mod tests {
                 stat_sn: 9,
                 residual: Residual::None,
             }),
-            lun: Lun::from_number(1),
+            lun: Lun::from_number(1).unwrap(),
             itt: Itt(3),
             ttt: Ttt::RESERVED,
             exp_cmd_sn: 1,

@@ -4,32 +4,51 @@ use std::fmt;
 
 /// The 8-byte LUN field of a BHS, kept raw (SAM-5 addressing), with helpers for
 /// the single-level forms every target uses.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Lun(pub [u8; 8]);
 
 impl Lun {
-    /// Encodes a single-level LUN: peripheral device addressing below 256, flat
-    /// space addressing up to 16383 (what Linux `int_to_scsilun` does).
-    pub fn from_number(lun: u16) -> Self {
-        let mut raw = [0u8; 8];
-        if lun < 256 {
-            raw[1] = lun as u8;
-        } else {
-            raw[0] = 0x40 | ((lun >> 8) as u8 & 0x3f);
-            raw[1] = lun as u8;
-        }
+    /// Wraps the raw 8 bytes.
+    pub fn from_raw(raw: [u8; 8]) -> Self {
         Lun(raw)
     }
 
-    /// The LUN number for single-level peripheral or flat addressing, `None` for
-    /// other (multi-level or extended) forms.
+    /// The raw 8 bytes.
+    pub fn as_raw(&self) -> [u8; 8] {
+        self.0
+    }
+
+    /// The LUN field as a big-endian u64.
+    pub fn to_u64(&self) -> u64 {
+        u64::from_be_bytes(self.0)
+    }
+
+    pub fn from_u64(value: u64) -> Self {
+        Lun(value.to_be_bytes())
+    }
+
+    /// Encodes a single-level LUN as Linux and libiscsi do: peripheral device
+    /// addressing below 256, flat space addressing up to 16383; `None` above,
+    /// which single-level addressing cannot express.
+    pub fn from_number(number: u16) -> Option<Self> {
+        let [hi, lo] = number.to_be_bytes();
+        match number {
+            0..=0xff => Some(Lun([0x00, lo, 0, 0, 0, 0, 0, 0])),
+            0x100..=0x3fff => Some(Lun([0x40 | hi, lo, 0, 0, 0, 0, 0, 0])),
+            _ => None,
+        }
+    }
+
+    /// The LUN number for single-level peripheral (bus 0) or flat addressing;
+    /// `None` for other (hierarchical, logical unit, extended) forms.
     pub fn number(&self) -> Option<u16> {
-        if self.0[2..].iter().any(|&b| b != 0) {
+        let b = self.0;
+        if b[2..].iter().any(|&byte| byte != 0) {
             return None;
         }
-        match self.0[0] >> 6 {
-            0b00 if self.0[0] == 0 => Some(u16::from(self.0[1])),
-            0b01 => Some((u16::from(self.0[0] & 0x3f) << 8) | u16::from(self.0[1])),
+        match b[0] >> 6 {
+            0b00 if b[0] & 0x3f == 0 => Some(u16::from(b[1])),
+            0b01 => Some(u16::from_be_bytes([b[0] & 0x3f, b[1]])),
             _ => None,
         }
     }
@@ -229,11 +248,15 @@ mod tests {
 
     #[test]
     fn lun_peripheral_and_flat_addressing() {
-        assert_eq!(Lun::from_number(0).0, [0; 8]);
-        assert_eq!(Lun::from_number(5).0, [0, 5, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Lun::from_number(0x1234).0, [0x52, 0x34, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Lun::from_number(0).unwrap().0, [0; 8]);
+        assert_eq!(Lun::from_number(5).unwrap().0, [0, 5, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Lun::from_number(0x1234).unwrap().0,
+            [0x52, 0x34, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(Lun::from_number(0x4000), None);
         for n in [0u16, 1, 255, 256, 1000, 0x3fff] {
-            assert_eq!(Lun::from_number(n).number(), Some(n));
+            assert_eq!(Lun::from_number(n).unwrap().number(), Some(n));
         }
         assert_eq!(Lun([0x80, 1, 0, 0, 0, 0, 0, 0]).number(), None);
         assert_eq!(Lun([0, 1, 0, 2, 0, 0, 0, 0]).number(), None);

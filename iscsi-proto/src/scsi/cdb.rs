@@ -12,9 +12,7 @@ use super::error::ScsiError;
 use super::field::hex_string;
 use super::opcode;
 
-/// Longest CDB iSCSI can carry: 16 bytes in the BHS plus an extended-CDB AHS
-/// sized for the largest variable-length CDB (SPC-4 allows up to 260 bytes).
-pub const MAX_CDB_LEN: usize = 260;
+pub use crate::pdu::MAX_CDB_LEN;
 
 /// A command descriptor block.
 ///

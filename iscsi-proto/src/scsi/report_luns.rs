@@ -1,84 +1,11 @@
 //! REPORT LUNS parameter data (SPC-4 §6.33) and 8-byte LUN addressing (SAM-5 §4.7).
 
-use std::fmt;
-
 use super::error::ScsiError;
-use super::field::{hex_string, u32_at};
+use super::field::u32_at;
+pub use crate::pdu::Lun;
 
 const HEADER_LEN: usize = 8;
 const LUN_LEN: usize = 8;
-
-/// An 8-byte logical unit number as it appears on the wire.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Lun([u8; LUN_LEN]);
-
-impl Lun {
-    /// Wraps the raw 8 bytes.
-    pub fn from_raw(raw: [u8; LUN_LEN]) -> Self {
-        Lun(raw)
-    }
-
-    /// Encodes a single-level LUN the way Linux and libiscsi do: peripheral
-    /// device addressing below 256, flat space addressing up to 16383.
-    /// `None` above 16383, which single-level addressing cannot express.
-    pub fn from_number(number: u16) -> Option<Self> {
-        let [hi, lo] = number.to_be_bytes();
-        match number {
-            0..=0xff => Some(Lun([0x00, lo, 0, 0, 0, 0, 0, 0])),
-            0x100..=0x3fff => Some(Lun([0x40 | hi, lo, 0, 0, 0, 0, 0, 0])),
-            _ => None,
-        }
-    }
-
-    /// The raw 8 bytes.
-    pub fn as_raw(&self) -> [u8; LUN_LEN] {
-        self.0
-    }
-
-    /// The LUN as a big-endian u64 (the iSCSI BHS LUN field).
-    pub fn to_u64(&self) -> u64 {
-        u64::from_be_bytes(self.0)
-    }
-
-    /// The LUN as a u64 read from a BHS LUN field.
-    pub fn from_u64(value: u64) -> Self {
-        Lun(value.to_be_bytes())
-    }
-
-    /// Decodes single-level peripheral (bus 0) or flat space addressing into a
-    /// LUN number; `None` for every other form (hierarchical, logical unit,
-    /// extended addressing), which callers keep as raw bytes.
-    pub fn number(&self) -> Option<u16> {
-        let b = self.0;
-        if b[2..].iter().any(|&byte| byte != 0) {
-            return None;
-        }
-        match b[0] >> 6 {
-            // Peripheral device addressing: byte 0 low bits are the bus id.
-            0b00 if b[0] & 0x3f == 0 => Some(u16::from(b[1])),
-            0b01 => Some(u16::from_be_bytes([b[0] & 0x3f, b[1]])),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Debug for Lun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.number() {
-            Some(n) => write!(f, "Lun({n})"),
-            None => write!(f, "Lun({})", hex_string(&self.0)),
-        }
-    }
-}
-
-impl fmt::Display for Lun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.number() {
-            Some(n) => write!(f, "{n}"),
-            None => f.write_str(&hex_string(&self.0)),
-        }
-    }
-}
 
 /// REPORT LUNS parameter data.
 #[derive(Debug, Clone, PartialEq, Eq)]

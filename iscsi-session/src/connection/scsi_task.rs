@@ -240,7 +240,7 @@ mod tests {
 
     fn write_task(len: usize) -> ScsiTask {
         let data = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
-        ScsiTask::new(Command::new(Lun::from_number(1), vec![0x2a; 10], Direction::Write { data }))
+        ScsiTask::new(Command::new(Lun::from_number(1).unwrap(), vec![0x2a; 10], Direction::Write { data }))
     }
 
     fn data_outs(pdus: &[Pdu]) -> Vec<(u32, usize, u32, bool)> {
@@ -281,7 +281,7 @@ mod tests {
         let mut out = Vec::new();
         t.command_pdus(Itt(1), 5, 9, &params(), &mut out);
         let r2t = |sn, off, len| R2t {
-            lun: Lun::from_number(1),
+            lun: Lun::from_number(1).unwrap(),
             itt: Itt(1),
             ttt: Ttt(77),
             stat_sn: 0,
@@ -308,7 +308,7 @@ mod tests {
             final_: status.is_some(),
             acknowledge: false,
             status: status.map(|s| DataInStatus { status: s, stat_sn: 1, residual: Residual::None }),
-            lun: Lun::from_number(1),
+            lun: Lun::from_number(1).unwrap(),
             itt: Itt(1),
             ttt: Ttt::RESERVED,
             exp_cmd_sn: 0,
@@ -322,7 +322,7 @@ mod tests {
     #[test]
     fn data_in_assembly_with_status_in_last() {
         let mut t = ScsiTask::new(Command::new(
-            Lun::from_number(1),
+            Lun::from_number(1).unwrap(),
             vec![0x28; 10],
             Direction::Read { expected_len: 300 },
         ));
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn data_in_out_of_order_or_too_long_refused() {
-        let cmd = Command::new(Lun::from_number(1), vec![0x28; 10], Direction::Read { expected_len: 150 });
+        let cmd = Command::new(Lun::from_number(1).unwrap(), vec![0x28; 10], Direction::Read { expected_len: 150 });
         let mut t = ScsiTask::new(cmd.clone());
         assert!(t.on_data_in(data_in(1, 0, 100, None)).is_err());
         let mut t = ScsiTask::new(cmd.clone());
