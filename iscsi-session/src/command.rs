@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use iscsi_proto::pdu::{Lun, Residual, TaskAttribute};
+use iscsi_proto::scsi::Cdb;
 
 /// Which way data moves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub enum Direction {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
     pub lun: Lun,
-    pub cdb: Bytes,
+    pub cdb: Cdb,
     pub direction: Direction,
     pub attribute: TaskAttribute,
     /// Overrides the session's command timeout.
@@ -33,10 +34,10 @@ pub struct Command {
 }
 
 impl Command {
-    pub fn new(lun: Lun, cdb: impl Into<Bytes>, direction: Direction) -> Self {
+    pub fn new(lun: Lun, cdb: Cdb, direction: Direction) -> Self {
         Command {
             lun,
-            cdb: cdb.into(),
+            cdb,
             direction,
             attribute: TaskAttribute::Simple,
             timeout: None,
@@ -60,7 +61,7 @@ impl Command {
 
     /// The SCSI operation code, for log lines and errors.
     pub fn opcode(&self) -> u8 {
-        self.cdb.first().copied().unwrap_or(0)
+        self.cdb.opcode()
     }
 }
 

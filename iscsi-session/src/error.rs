@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use iscsi_proto::pdu::{Itt, LoginStatus, Lun, RejectReason};
+use iscsi_proto::scsi::FailureClass;
 
 use crate::config::ConfigError;
 use crate::portal::Portal;
@@ -99,10 +100,9 @@ pub enum Error {
 }
 
 fn sense_suffix(sense: &Option<Bytes>) -> String {
-    match sense.as_deref() {
-        Some(s) => iscsi_proto::scsi::describe_sense(s)
-            .map(|d| format!(", {d}"))
-            .unwrap_or_default(),
+    match sense.as_deref().map(iscsi_proto::scsi::Sense::parse) {
+        Some(Ok(s)) => format!(", {s}"),
+        Some(Err(_)) => ", unreadable sense data".into(),
         None => String::new(),
     }
 }
@@ -126,6 +126,32 @@ impl Error {
             | Error::BadResponse { ctx, .. }
             | Error::Closed { ctx } => ctx,
         }
+    }
+
+    /// What to do about this error, by the rule dm-multipath applies: retry on
+    /// the same path, try another path, or give up.
+    pub fn failure_class(&self) -> FailureClass {
+        use iscsi_proto::scsi::{CommandFailure as Scsi, ScsiStatus, Sense, TransportFailure};
+        let scsi = match self {
+            Error::Scsi { status, sense, .. } => Scsi::Status {
+                status: ScsiStatus::from_code(*status),
+                sense: sense.as_deref().and_then(|s| Sense::parse(s).ok()),
+            },
+            Error::Command { failure, .. } => match failure {
+                CommandFailure::Timeout(_) => Scsi::Timeout,
+                CommandFailure::ConnectionLost(_) | CommandFailure::Protocol(_) => {
+                    Scsi::Transport(TransportFailure::ConnectionLost)
+                }
+                CommandFailure::TargetFailure(_) => Scsi::Transport(TransportFailure::TargetFailure),
+                CommandFailure::Rejected(_) => Scsi::Transport(TransportFailure::SessionFailure),
+                // Ended by a reset aimed at another task: nothing wrong with it.
+                CommandFailure::Reset => return FailureClass::RetrySamePath,
+                CommandFailure::Cancelled => return FailureClass::Final,
+            },
+            Error::Config { .. } | Error::BadResponse { .. } => return FailureClass::Final,
+            _ => Scsi::Transport(TransportFailure::SessionFailure),
+        };
+        iscsi_proto::scsi::classify(&scsi)
     }
 
     /// True when retrying the login later cannot help (bad credentials, no

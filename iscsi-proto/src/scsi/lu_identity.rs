@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::field::{ascii_trimmed, hex_string};
-use super::vpd::{Designator, DeviceIdentification};
+use super::vpd::{Designator, DeviceIdentification, UnitSerialNumber};
 
 /// Which designator kind an identity comes from, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,6 +16,8 @@ pub enum LuIdentityKind {
     ScsiNameString,
     /// T10 vendor ID based designator (vendor + vendor-specific id).
     T10VendorId,
+    /// No usable VPD 83h designator: the VPD 80h unit serial number.
+    UnitSerial,
 }
 
 /// A logical unit's best designator.
@@ -71,6 +73,15 @@ impl LuIdentity {
         Some(LuIdentity { kind, bytes })
     }
 
+    /// The fallback identity from the unit serial number (VPD 80h); `None`
+    /// when the target reports no serial or only part of it.
+    pub fn from_unit_serial(serial: &UnitSerialNumber) -> Option<Self> {
+        if serial.serial.is_empty() || serial.truncated {
+            return None;
+        }
+        Some(LuIdentity { kind: LuIdentityKind::UnitSerial, bytes: serial.serial.as_bytes().to_vec() })
+    }
+
     /// Kind of designator this identity comes from.
     pub fn kind(&self) -> LuIdentityKind {
         self.kind
@@ -89,6 +100,7 @@ impl fmt::Display for LuIdentity {
             LuIdentityKind::Naa => write!(f, "naa.{}", hex_string(&self.bytes)),
             LuIdentityKind::Eui64 => write!(f, "eui.{}", hex_string(&self.bytes)),
             LuIdentityKind::ScsiNameString => f.write_str(&String::from_utf8_lossy(&self.bytes)),
+            LuIdentityKind::UnitSerial => write!(f, "serial.{}", String::from_utf8_lossy(&self.bytes)),
             LuIdentityKind::T10VendorId => {
                 let (vendor, specific) = self.bytes.split_at(self.bytes.len().min(8));
                 write!(
@@ -184,5 +196,15 @@ mod tests {
         let via_b = page(&[&[0x51, 0x94, 0x00, 0x04, 0, 0, 0, 2], NAA5]);
         assert_eq!(via_a.lu_identity(), via_b.lu_identity());
         assert_ne!(via_a.lu_identity(), page(&[EUI8]).lu_identity());
+    }
+
+    #[test]
+    fn unit_serial_fallback() {
+        let serial = UnitSerialNumber { serial: "beaf11".into(), truncated: false };
+        let id = LuIdentity::from_unit_serial(&serial).unwrap();
+        assert_eq!(id.kind(), LuIdentityKind::UnitSerial);
+        assert_eq!(id.to_string(), "serial.beaf11");
+        assert_eq!(LuIdentity::from_unit_serial(&UnitSerialNumber { serial: String::new(), truncated: false }), None);
+        assert_eq!(LuIdentity::from_unit_serial(&UnitSerialNumber { serial: "x".into(), truncated: true }), None);
     }
 }

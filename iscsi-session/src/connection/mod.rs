@@ -85,8 +85,6 @@ pub enum SubmitError {
     NotReady,
     #[error("write of {0} bytes does not fit an iSCSI command")]
     TooLarge(usize),
-    #[error("CDB of {0} bytes")]
-    BadCdb(usize),
 }
 
 /// One iSCSI connection (and, with MaxConnections=1, its session).
@@ -341,9 +339,6 @@ impl Connection {
     pub fn submit(&mut self, command: Command, now: Instant) -> Result<Itt, SubmitError> {
         if !self.accepts_commands() {
             return Err(SubmitError::NotReady);
-        }
-        if command.cdb.is_empty() || command.cdb.len() > iscsi_proto::pdu::MAX_CDB_LEN {
-            return Err(SubmitError::BadCdb(command.cdb.len()));
         }
         if let crate::command::Direction::Write { data } = &command.direction
             && data.len() > u32::MAX as usize

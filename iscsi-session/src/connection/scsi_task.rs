@@ -76,7 +76,7 @@ impl ScsiTask {
             expected_data_transfer_length: self.command.expected_transfer_len(),
             cmd_sn,
             exp_stat_sn,
-            cdb: self.command.cdb.clone(),
+            cdb: self.command.cdb.to_bytes(),
             bidi_read_length: None,
             data: payload.slice(..immediate_len),
         })]);
@@ -226,6 +226,7 @@ fn data_out_sequence(
 mod tests {
     use super::*;
     use iscsi_proto::pdu::{DataInStatus, Lun};
+    use iscsi_proto::scsi::Cdb;
 
     fn params() -> SessionParams {
         SessionParams {
@@ -240,7 +241,7 @@ mod tests {
 
     fn write_task(len: usize) -> ScsiTask {
         let data = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
-        ScsiTask::new(Command::new(Lun::from_number(1).unwrap(), vec![0x2a; 10], Direction::Write { data }))
+        ScsiTask::new(Command::new(Lun::from_number(1).unwrap(), Cdb::write(0, 12, false), Direction::Write { data }))
     }
 
     fn data_outs(pdus: &[Pdu]) -> Vec<(u32, usize, u32, bool)> {
@@ -323,7 +324,7 @@ mod tests {
     fn data_in_assembly_with_status_in_last() {
         let mut t = ScsiTask::new(Command::new(
             Lun::from_number(1).unwrap(),
-            vec![0x28; 10],
+            Cdb::read(0, 1, false),
             Direction::Read { expected_len: 300 },
         ));
         assert!(matches!(t.on_data_in(data_in(0, 0, 100, None)), Ok(DataInStep::Continue)));
@@ -337,7 +338,7 @@ mod tests {
 
     #[test]
     fn data_in_out_of_order_or_too_long_refused() {
-        let cmd = Command::new(Lun::from_number(1).unwrap(), vec![0x28; 10], Direction::Read { expected_len: 150 });
+        let cmd = Command::new(Lun::from_number(1).unwrap(), Cdb::read(0, 1, false), Direction::Read { expected_len: 150 });
         let mut t = ScsiTask::new(cmd.clone());
         assert!(t.on_data_in(data_in(1, 0, 100, None)).is_err());
         let mut t = ScsiTask::new(cmd.clone());
