@@ -1,6 +1,8 @@
 //! Text continued over several PDUs (the C bit, RFC 7143 §11.10.2 and
 //! §11.12.2): reassembly on receive, splitting on send.
 
+use std::fmt;
+
 use super::error::TextError;
 use super::pairs::{KeyValue, TextLimits, parse_pairs};
 
@@ -10,7 +12,6 @@ use super::pairs::{KeyValue, TextLimits, parse_pairs};
 /// A key=value pair may be split anywhere, even inside a UTF-8 character.
 /// The total is bounded by [`TextLimits::max_bytes`]: a peer that keeps
 /// setting C cannot make us buffer without limit.
-#[derive(Debug)]
 pub struct TextAssembler {
     buffer: Vec<u8>,
     limits: TextLimits,
@@ -83,7 +84,7 @@ pub fn split_segments(text: &[u8], max_segment_len: usize) -> SegmentSplitter<'_
 }
 
 /// Iterator returned by [`split_segments`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SegmentSplitter<'a> {
     rest: &'a [u8],
     max: usize,
@@ -116,6 +117,26 @@ impl<'a> Iterator for SegmentSplitter<'a> {
 }
 
 impl ExactSizeIterator for SegmentSplitter<'_> {}
+
+// The buffered text may hold CHAP values: Debug shows sizes only.
+impl fmt::Debug for TextAssembler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TextAssembler")
+            .field("buffered_len", &self.buffer.len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SegmentSplitter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentSplitter")
+            .field("remaining_len", &self.rest.len())
+            .field("max", &self.max)
+            .field("done", &self.done)
+            .finish()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@
 //! parameters.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use super::error::{Snippet, TextError};
 use super::keys::{self, Irrelevance, KeyDef, ResultFunction, Role, Stage, ValueType};
@@ -64,7 +65,7 @@ struct Entry {
 }
 
 /// Text negotiation state for one connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Negotiation {
     role: Role,
     policy: Policy,
@@ -662,6 +663,43 @@ impl Negotiation {
     }
 }
 
+/// Declarations as pairs, whose Display hides CHAP challenges and responses.
+fn declarations_as_pairs(map: &BTreeMap<String, Vec<String>>) -> Vec<KeyValue> {
+    map.iter()
+        .flat_map(|(k, vs)| {
+            vs.iter()
+                .map(move |v| KeyValue::new(k.as_str(), v.as_str()))
+        })
+        .collect()
+}
+
+// Hand-written so that declared CHAP values never reach a log.
+impl fmt::Debug for Negotiation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let statuses: BTreeMap<&str, &KeyStatus> = self
+            .negotiated
+            .iter()
+            .map(|(k, e)| (k.as_str(), &e.status))
+            .collect();
+        f.debug_struct("Negotiation")
+            .field("role", &self.role)
+            .field("stage", &self.stage)
+            .field("leading", &self.leading)
+            .field("policy", &self.policy)
+            .field("negotiated", &statuses)
+            .field(
+                "local_declarations",
+                &declarations_as_pairs(&self.local_declarations),
+            )
+            .field(
+                "peer_declarations",
+                &declarations_as_pairs(&self.peer_declarations),
+            )
+            .field("outgoing", &self.outgoing)
+            .finish()
+    }
+}
+
 fn is_reserved(text: &str) -> bool {
     matches!(
         text,
@@ -1064,6 +1102,67 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_hides_chap_values() {
+        let mut i = Negotiation::new(Role::Initiator, Policy::new());
+        i.set_stage(Stage::Security);
+        i.offer("CHAP_R", "0x00112233445566778899").expect("decl");
+        i.receive(&[KeyValue::new("CHAP_C", "0xaabbccddeeff00112233")])
+            .expect("decl");
+        let shown = format!("{i:?}");
+        assert!(!shown.contains("00112233445566778899"), "{shown}");
+        assert!(!shown.contains("aabbccddeeff"), "{shown}");
+        assert!(shown.contains("CHAP_R=<redacted>"));
+    }
+
+    fn arbitrary_pair() -> impl proptest::strategy::Strategy<Value = KeyValue> {
+        use proptest::prelude::*;
+        let known: Vec<&'static str> = keys::KEYS.iter().map(|d| d.name).collect();
+        let key = prop_oneof![
+            proptest::sample::select(known).prop_map(str::to_owned),
+            "X-[a-z]{1,8}",
+        ];
+        let value = prop_oneof![
+            Just("Reject".to_owned()),
+            Just("Irrelevant".to_owned()),
+            Just("None".to_owned()),
+            Just("Yes".to_owned()),
+            Just("CRC32C,None".to_owned()),
+            "[0-9]{1,8}",
+            "0x[0-9a-f]{1,20}",
+            "[ -~]{0,20}",
+        ];
+        (key, value).prop_map(|(k, v)| KeyValue::new(k, v))
+    }
+
+    proptest::proptest! {
+        /// Hostile texts end in answers or errors, never panics, for both
+        /// roles and every stage.
+        #[test]
+        fn arbitrary_received_pairs_never_panic(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(arbitrary_pair(), 0..12), 1..4),
+            initiator_role: bool,
+            stage in 0u8..3,
+        ) {
+            let role = if initiator_role { Role::Initiator } else { Role::Target };
+            let mut n = Negotiation::new(role, Policy::new());
+            n.set_stage(match stage {
+                0 => Stage::Security,
+                1 => Stage::Operational,
+                _ => Stage::FullFeature,
+            });
+            for batch in batches {
+                if n.receive(&batch).is_err() {
+                    break;
+                }
+                // Whatever we answer must itself be sendable text.
+                proptest::prop_assert!(encode_pairs(&n.take_outgoing()).is_ok());
+                let _ = n.outcome();
+            }
+        }
+    }
+
+    #[test]
     fn chap_exchange_through_the_engine() {
         let mut i = Negotiation::new(
             Role::Initiator,
@@ -1201,6 +1300,74 @@ DataPDUInOrder=Irrelevant\0DataSequenceInOrder=Irrelevant\0";
         assert_eq!(o.max_xmit_data_segment_length, 262_144);
         assert_eq!(o.default_time2retain, 0);
         assert_eq!(i.status("InitialR2T"), Some(&KeyStatus::Irrelevant));
+    }
+
+    fn digest_list() -> impl proptest::strategy::Strategy<Value = Vec<&'static str>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(vec!["None"]),
+            Just(vec!["CRC32C"]),
+            Just(vec!["CRC32C", "None"]),
+            Just(vec!["None", "CRC32C"]),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Random policies on both sides: both engines reach the same
+        /// outcome, and it is what each key's result function gives.
+        #[test]
+        fn both_sides_agree_on_the_model_outcome(
+            mbl in (512u64..=16_777_215, 512u64..=16_777_215),
+            fbl in (512u64..=16_777_215, 512u64..=16_777_215),
+            t2w in (0u64..=3600, 0u64..=3600),
+            erl in (0u64..=2, 0u64..=2),
+            ir2t: (bool, bool),
+            imm: (bool, bool),
+            seq: (bool, bool),
+            hd in (digest_list(), digest_list()),
+        ) {
+            let yn = value::format_boolean;
+            let (mbl_i, mbl_t) = (mbl.0.to_string(), mbl.1.to_string());
+            let (fbl_i, fbl_t) = (fbl.0.to_string(), fbl.1.to_string());
+            let (t2w_i, t2w_t) = (t2w.0.to_string(), t2w.1.to_string());
+            let (erl_i, erl_t) = (erl.0.to_string(), erl.1.to_string());
+            let (hd_i, hd_t) = (hd.0.join(","), hd.1.join(","));
+            let mut i = initiator(&[
+                ("MaxBurstLength", &mbl_i), ("FirstBurstLength", &fbl_i),
+                ("DefaultTime2Wait", &t2w_i), ("ErrorRecoveryLevel", &erl_i),
+                ("InitialR2T", yn(ir2t.0)), ("ImmediateData", yn(imm.0)),
+                ("DataSequenceInOrder", yn(seq.0)), ("HeaderDigest", &hd_i),
+            ]);
+            let mut t = target(&[
+                ("MaxBurstLength", &mbl_t), ("FirstBurstLength", &fbl_t),
+                ("DefaultTime2Wait", &t2w_t), ("ErrorRecoveryLevel", &erl_t),
+                ("InitialR2T", yn(ir2t.1)), ("ImmediateData", yn(imm.1)),
+                ("DataSequenceInOrder", yn(seq.1)), ("HeaderDigest", &hd_t),
+            ]);
+            converse(&mut i, &mut t).expect("engines only give legal answers");
+            proptest::prop_assert!(i.is_settled() && t.is_settled());
+            let (oi, ot) = (i.outcome(), t.outcome());
+
+            let mbl_out = mbl.0.min(mbl.1);
+            let ir2t_out = ir2t.0 || ir2t.1;
+            let imm_out = imm.0 && imm.1;
+            let fbl_out = if ir2t_out && !imm_out {
+                65_536u64.min(mbl_out) // Irrelevant: default, capped
+            } else {
+                fbl.0.min(fbl.1).min(mbl_out)
+            };
+            let hd_out = hd.0.iter().find(|d| hd.1.contains(d)).copied().unwrap_or("None");
+            for o in [&oi, &ot] {
+                proptest::prop_assert_eq!(u64::from(o.max_burst_length), mbl_out);
+                proptest::prop_assert_eq!(u64::from(o.first_burst_length), fbl_out);
+                proptest::prop_assert_eq!(u64::from(o.default_time2wait), t2w.0.max(t2w.1));
+                proptest::prop_assert_eq!(u64::from(o.error_recovery_level), erl.0.min(erl.1));
+                proptest::prop_assert_eq!(o.initial_r2t, ir2t_out);
+                proptest::prop_assert_eq!(o.immediate_data, imm_out);
+                proptest::prop_assert_eq!(o.data_sequence_in_order, seq.0 || seq.1);
+                proptest::prop_assert_eq!(o.header_digest.as_str(), hd_out);
+            }
+        }
     }
 
     #[test]
