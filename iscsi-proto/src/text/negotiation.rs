@@ -479,6 +479,10 @@ impl Negotiation {
 
     /// The value in force for a negotiated key right now: agreed, decided by
     /// our offer, or the default.
+    ///
+    /// An offer that decides alone (ImmediateData=No, InitialR2T=Yes, ...)
+    /// stays in force even if answered Reject or Irrelevant: it is the
+    /// conservative choice whatever the peer believes.
     fn effective_value(&self, key: &str) -> Option<Value> {
         let def = keys::lookup(key)?;
         match self.negotiated.get(key) {
