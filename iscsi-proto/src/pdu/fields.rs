@@ -175,8 +175,9 @@ impl fmt::Display for Isid {
     }
 }
 
-/// Login stage (CSG/NSG, RFC 7143 §11.12.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Login stage (CSG/NSG, RFC 7143 §11.12.3); text negotiation also uses it
+/// for the stage a key may be sent in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
     Security,
     Operational,
@@ -184,6 +185,15 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Lower-case name, for messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Security => "security",
+            Stage::Operational => "operational",
+            Stage::FullFeature => "full feature",
+        }
+    }
+
     pub(crate) fn bits(self) -> u8 {
         match self {
             Stage::Security => 0,

@@ -56,27 +56,7 @@ impl fmt::Display for Role {
     }
 }
 
-/// The stage a text exchange belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// Login, security negotiation (CSG 0).
-    Security,
-    /// Login, operational negotiation (CSG 1).
-    Operational,
-    /// Text requests/responses after login.
-    FullFeature,
-}
-
-impl Stage {
-    /// Lower-case name, for messages.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Security => "security",
-            Self::Operational => "operational",
-            Self::FullFeature => "full feature",
-        }
-    }
-}
+pub use crate::pdu::Stage;
 
 /// The set of stages a key may be sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
