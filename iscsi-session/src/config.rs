@@ -79,7 +79,8 @@ impl Default for OperationalPreferences {
             header_digest: DigestPreference::None,
             data_digest: DigestPreference::None,
             max_recv_data_segment_length: 256 * 1024,
-            max_burst_length: 16 * 1024 * 1024,
+            // "16 MiB" as far as the 24-bit field goes (RFC 7143 §13.13: up to 2^24 - 1).
+            max_burst_length: 16_777_215,
             first_burst_length: 256 * 1024,
             initial_r2t: false,
             immediate_data: true,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iscsi_proto::pdu::Itt;
+use iscsi_proto::text::KeyValue;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -17,7 +18,7 @@ use crate::config::SessionConfig;
 use crate::connection::{Connection, ConnectionStats, SubmitError};
 use crate::error::{CommandFailure, Error, PathContext};
 use crate::event::{Event, TargetEvent};
-use crate::params::SessionParams;
+use iscsi_proto::text::OperationalParams;
 use crate::portal::Portal;
 use crate::transport::Transport;
 
@@ -25,7 +26,7 @@ use crate::transport::Transport;
 #[derive(Debug)]
 pub(crate) enum Request {
     Command { command: Command, reply: oneshot::Sender<Result<CommandOutcome, Error>> },
-    Text { pairs: Vec<(String, String)>, reply: oneshot::Sender<Result<Vec<(String, String)>, Error>> },
+    Text { pairs: Vec<(String, String)>, reply: oneshot::Sender<Result<Vec<KeyValue>, Error>> },
     Stats { reply: oneshot::Sender<ConnectionStats> },
     Logout { reply: oneshot::Sender<Result<(), Error>> },
 }
@@ -47,7 +48,7 @@ pub struct SessionStatus {
     /// The portal the current connection goes to (after redirects).
     pub portal: Portal,
     pub tsih: u16,
-    pub params: Option<SessionParams>,
+    pub params: Option<OperationalParams>,
     /// Successful logins after the first.
     pub reconnects: u64,
     pub last_error: Option<String>,
@@ -65,12 +66,12 @@ struct PendingCommand {
 #[derive(Debug)]
 enum Reply {
     Command(PendingCommand),
-    Text(oneshot::Sender<Result<Vec<(String, String)>, Error>>),
+    Text(oneshot::Sender<Result<Vec<KeyValue>, Error>>),
 }
 
 /// How a login attempt ended.
 enum LoginEnd {
-    LoggedIn { params: SessionParams, tsih: u16 },
+    LoggedIn { params: OperationalParams },
     Redirected { portal: Portal, permanent: bool },
     Failed(Error),
 }
@@ -80,7 +81,7 @@ enum LoginEnd {
 pub(crate) async fn establish(
     config: &Arc<SessionConfig>,
     portal: &Portal,
-) -> Result<(Connection, Transport, SessionParams, Portal), Error> {
+) -> Result<(Connection, Transport, OperationalParams, Portal), Error> {
     let mut cfg = config.clone();
     let mut target = portal.clone();
     let mut redirects = 0u8;
@@ -130,7 +131,7 @@ async fn run_login(conn: &mut Connection, io: &mut Transport) -> LoginEnd {
         }
         while let Some(event) = conn.poll_event() {
             match event {
-                Event::LoggedIn { params, tsih } => return LoginEnd::LoggedIn { params, tsih },
+                Event::LoggedIn { params, .. } => return LoginEnd::LoggedIn { params },
                 Event::Redirected { portal, permanent } => redirect = Some((portal, permanent)),
                 Event::Closed { error: Some(e), .. } => return LoginEnd::Failed(e),
                 Event::Closed { error: None, .. } => {

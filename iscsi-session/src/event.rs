@@ -4,24 +4,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use iscsi_proto::pdu::{Itt, Lun};
+use iscsi_proto::text::KeyValue;
 
 use crate::command::{Command, CommandOutcome};
 use crate::error::{CommandFailure, Error};
-use crate::params::SessionParams;
+use iscsi_proto::text::OperationalParams;
 use crate::portal::Portal;
 
 /// Something the driver must act on or deliver.
 #[derive(Debug)]
 pub enum Event {
     /// Login finished: the connection is in full feature phase.
-    LoggedIn { params: SessionParams, tsih: u16 },
+    LoggedIn { params: OperationalParams, tsih: u16 },
     /// The target redirected us: log in again at `portal`. `permanent` redirects
     /// should replace the configured portal.
     Redirected { portal: Portal, permanent: bool },
     /// A SCSI command finished, with a SCSI status or a failure.
     CommandComplete { task: Itt, result: Result<CommandOutcome, CommandFailure> },
     /// A text exchange (SendTargets) finished: its key=value pairs.
-    TextComplete { task: Itt, result: Result<Vec<(String, String)>, CommandFailure> },
+    TextComplete { task: Itt, result: Result<Vec<KeyValue>, CommandFailure> },
     /// The target reported something unsolicited.
     Target(TargetEvent),
     /// The connection is over. `error` is `None` after a clean logout.

@@ -3,26 +3,27 @@
 //!
 //! [`Login`] is a sans-IO state machine: every Login Response goes in, and the
 //! next Login Request, the negotiated outcome, a redirect or an error comes out.
+//! All text goes through iscsi-proto's [`Negotiation`], which checks every
+//! answer against the key table and computes the outcome from both offers.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use iscsi_proto::pdu::{ISCSI_VERSION, Isid, Itt, LoginRequest, LoginResponse, Stage};
-use iscsi_proto::text::{Negotiation, Role, TextAssembler};
+use iscsi_proto::pdu::{ISCSI_VERSION, Isid, Itt, LoginRequest, LoginResponse, LoginStatus, Stage};
+use iscsi_proto::text::{
+    Digest, KeyStatus, KeyValue, Negotiation, OperationalParams, Policy, Role, TextAssembler,
+    TextError, TextLimits, encode_pairs, parse_pairs,
+};
 use rand::rngs::StdRng;
 use tracing::{debug, info};
 
 use crate::chap::{self, ChapAlgorithm, MAX_CHALLENGE_LEN, OurChallenge};
 use crate::config::{ChapConfig, DigestPreference, SessionConfig};
 use crate::error::{Error, PathContext};
-use crate::params::SessionParams;
 use crate::portal::Portal;
 
 /// Login round trips we allow before calling the target hostile.
 const MAX_LOGIN_EXCHANGES: u32 = 32;
-
-/// Largest login text we assemble from a target (continued responses).
-const MAX_LOGIN_TEXT: usize = 64 * 1024;
 
 /// Data segment limit for login PDUs in both directions (§13.12 default).
 const LOGIN_SEGMENT: usize = 8192;
@@ -38,7 +39,7 @@ pub(crate) enum LoginStep {
 /// The outcome of a successful login.
 #[derive(Debug)]
 pub(crate) struct LoginDone {
-    pub params: SessionParams,
+    pub params: OperationalParams,
     pub tsih: u16,
     pub cmd_sn: u32,
     pub exp_cmd_sn: u32,
@@ -54,7 +55,7 @@ enum Security {
     AlgorithmsOffered,
     /// We answered (and challenged, for mutual CHAP) and wait for the verdict.
     Responded { algorithm: ChapAlgorithm, ours: Option<OurChallenge> },
-    /// Authentication done (or None agreed) and the target may move on.
+    /// Authentication done (or None agreed).
     Done,
 }
 
@@ -70,11 +71,11 @@ pub(crate) struct Login {
     stage: Stage,
     security: Security,
     negotiation: Negotiation,
-    /// Operational offers sent (they go out once, in the first operational PDU).
-    offered: bool,
     assembler: TextAssembler,
     /// Our text still to send, for requests continued over several PDUs.
     pending_text: Vec<u8>,
+    /// T and NSG of the request being sent in pieces.
+    pending_transit: Option<Stage>,
     exchanges: u32,
     rng: StdRng,
 }
@@ -87,7 +88,8 @@ impl Login {
         cmd_sn: u32,
         rng: StdRng,
     ) -> Self {
-        let negotiation = operational_negotiation(&config);
+        let mut negotiation = Negotiation::new(Role::Initiator, policy(&config));
+        negotiation.set_stage(Stage::Security);
         Login {
             isid: config.isid(),
             config,
@@ -98,40 +100,12 @@ impl Login {
             stage: Stage::Security,
             security: Security::AuthMethodOffered,
             negotiation,
-            offered: false,
-            assembler: TextAssembler::new(MAX_LOGIN_TEXT),
+            assembler: TextAssembler::new(TextLimits::DEFAULT),
             pending_text: Vec::new(),
+            pending_transit: None,
             exchanges: 0,
             rng,
         }
-    }
-
-    /// The first Login Request: who we are, where we go, how we authenticate.
-    pub fn start(&mut self) -> LoginRequest {
-        let mut pairs: Vec<(String, String)> = vec![
-            ("InitiatorName".into(), self.config.initiator_name.clone()),
-        ];
-        if let Some(alias) = &self.config.initiator_alias {
-            pairs.push(("InitiatorAlias".into(), alias.clone()));
-        }
-        match &self.config.target_name {
-            Some(target) => {
-                pairs.push(("SessionType".into(), "Normal".into()));
-                pairs.push(("TargetName".into(), target.clone()));
-            }
-            None => pairs.push(("SessionType".into(), "Discovery".into())),
-        }
-        let methods = match &self.config.chap {
-            // With mutual CHAP the target must prove itself: None is no option.
-            Some(ChapConfig { target: Some(_), .. }) => "CHAP",
-            Some(_) => "CHAP,None",
-            None => "None",
-        };
-        pairs.push(("AuthMethod".into(), methods.into()));
-        // Without CHAP we are ready to move on at once; with it the target
-        // first picks the method.
-        let transit = self.config.chap.is_none();
-        self.request(&pairs, transit, Stage::Operational)
     }
 
     fn ctx(&self) -> PathContext {
@@ -146,23 +120,59 @@ impl Login {
         Error::Authentication { ctx: self.ctx(), reason: reason.into() }
     }
 
-    /// Builds a Login Request in the current stage; text beyond one segment is
-    /// sent in pieces with the C bit (§6.3 and §11.12.2).
-    fn request(&mut self, pairs: &[(String, String)], transit: bool, nsg: Stage) -> LoginRequest {
-        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.pending_text = encode_text(&refs).to_vec();
-        self.next_piece(transit, nsg)
+    fn offer(&mut self, key: &str, value: &str) -> Result<(), Error> {
+        self.negotiation
+            .offer(key, value)
+            .map_err(|e| self.negotiation_error(format!("our own {key}: {e}")))
     }
 
-    fn next_piece(&mut self, transit: bool, nsg: Stage) -> LoginRequest {
+    /// The first Login Request: who we are, where we go, how we authenticate.
+    pub fn start(&mut self) -> Result<LoginRequest, Error> {
+        let config = self.config.clone();
+        self.offer("InitiatorName", &config.initiator_name)?;
+        if let Some(alias) = &config.initiator_alias {
+            self.offer("InitiatorAlias", alias)?;
+        }
+        match &config.target_name {
+            Some(target) => {
+                self.offer("SessionType", "Normal")?;
+                self.offer("TargetName", target)?;
+            }
+            None => self.offer("SessionType", "Discovery")?,
+        }
+        let methods = match &config.chap {
+            // With mutual CHAP the target must prove itself: None is no option.
+            Some(ChapConfig { target: Some(_), .. }) => "CHAP",
+            Some(_) => "CHAP,None",
+            None => "None",
+        };
+        self.offer("AuthMethod", methods)?;
+        // Without CHAP we are ready to move on at once; with it the target
+        // first picks the method.
+        let transit = config.chap.is_none().then_some(Stage::Operational);
+        self.send_outgoing(transit)
+    }
+
+    /// Sends what the negotiation queued (our offers and answers), in pieces
+    /// with the C bit when it exceeds one segment (§6.3 and §11.12.2).
+    fn send_outgoing(&mut self, transit: Option<Stage>) -> Result<LoginRequest, Error> {
+        let pairs = self.negotiation.take_outgoing();
+        self.pending_text = encode_pairs(&pairs)
+            .map_err(|e| self.negotiation_error(format!("encoding our login text: {e}")))?;
+        self.pending_transit = transit;
+        Ok(self.next_piece())
+    }
+
+    fn next_piece(&mut self) -> LoginRequest {
         let take = self.pending_text.len().min(LOGIN_SEGMENT);
         let piece: Vec<u8> = self.pending_text.drain(..take).collect();
         let more = !self.pending_text.is_empty();
+        let transit = if more { None } else { self.pending_transit };
         LoginRequest {
-            transit: transit && !more,
+            transit: transit.is_some(),
             continue_: more,
             csg: self.stage,
-            nsg: if transit && !more { nsg } else { self.stage },
+            nsg: transit.unwrap_or(self.stage),
             version_max: ISCSI_VERSION,
             version_min: ISCSI_VERSION,
             isid: self.isid,
@@ -179,72 +189,87 @@ impl Login {
     pub fn handle_response(&mut self, resp: LoginResponse) -> Result<LoginStep, Error> {
         self.exchanges += 1;
         if self.exchanges > MAX_LOGIN_EXCHANGES {
-            return Err(self.negotiation_error("target keeps the login going without end"));
+            return Err(self.negotiation_error("the target keeps the login going without end"));
         }
         self.exp_stat_sn = resp.stat_sn.wrapping_add(1);
         if resp.status.is_redirect() {
             return self.redirect(&resp);
         }
         if !resp.status.is_success() {
-            if resp.status == iscsi_proto::pdu::LoginStatus::AUTHENTICATION_FAILURE {
-                return Err(self.auth_error(format!("target refused our credentials ({})", resp.status)));
-            }
-            return Err(Error::LoginRejected { ctx: self.ctx(), status: resp.status });
+            return Err(self.failure(resp.status));
         }
         if resp.version_active != ISCSI_VERSION {
             return Err(self.negotiation_error(format!(
-                "target speaks iSCSI version {:#04x}",
+                "the target speaks iSCSI version {:#04x}",
                 resp.version_active
             )));
         }
         if resp.isid != self.isid {
-            return Err(self.negotiation_error("target answered with another ISID"));
+            return Err(self.negotiation_error("the target answered with another ISID"));
         }
         if resp.csg != self.stage {
             return Err(self.negotiation_error(format!(
-                "target answered in stage {:?} while we are in {:?}",
-                resp.csg, self.stage
+                "the target answered in the {} stage while we are in the {}",
+                resp.csg.as_str(),
+                self.stage.as_str()
             )));
         }
-        // Our own text did not fit one PDU: the target acknowledges each piece
+        // Our text did not fit one PDU: the target acknowledges each piece
         // with an empty response; send the next.
         if !self.pending_text.is_empty() {
-            let (transit, nsg) = self.intended_transit();
-            return Ok(LoginStep::Send(self.next_piece(transit, nsg)));
+            return Ok(LoginStep::Send(self.next_piece()));
         }
         let pairs = match self.assembler.push(&resp.data, resp.continue_) {
             Ok(Some(pairs)) => pairs,
-            // §6.3: answer a continued response with an empty request.
-            Ok(None) => return Ok(LoginStep::Send(self.empty_request())),
+            // §6.3: a continued response is answered with an empty request.
+            Ok(None) => {
+                self.pending_transit = None;
+                return Ok(LoginStep::Send(self.next_piece()));
+            }
             Err(e) => return Err(self.negotiation_error(format!("login text: {e}"))),
         };
-        let pairs: Vec<(String, String)> = pairs.into_iter().map(|kv| (kv.key, kv.value)).collect();
+        self.negotiation.set_stage(self.stage);
+        self.negotiation
+            .receive(&pairs)
+            .map_err(|e| self.negotiation_error(e.to_string()))?;
         match self.stage {
-            Stage::Security => self.security_response(resp, pairs),
-            Stage::Operational => self.operational_response(resp, pairs),
+            Stage::Security => self.security_response(&resp),
+            Stage::Operational => self.operational_response(&resp),
             Stage::FullFeature => Err(self.negotiation_error("Login Response in full feature phase")),
         }
     }
 
-    fn intended_transit(&self) -> (bool, Stage) {
-        match self.stage {
-            Stage::Security => (matches!(self.security, Security::Responded { .. } | Security::Done), Stage::Operational),
-            _ => (true, Stage::FullFeature),
+    /// Maps a failed login status to an error. A refusal right after our
+    /// CHAP_A list is how some targets reject an algorithm they do not know.
+    fn failure(&self, status: LoginStatus) -> Error {
+        if matches!(self.security, Security::AlgorithmsOffered) && status.is_initiator_error() {
+            return Error::ChapAlgorithmRejected { ctx: self.ctx(), offered: self.offered_algorithms() };
         }
+        if status == LoginStatus::AUTHENTICATION_FAILURE
+            || (matches!(self.security, Security::Responded { .. }) && status.is_initiator_error())
+        {
+            return self.auth_error(format!("the target refused our credentials: {status}"));
+        }
+        Error::LoginRejected { ctx: self.ctx(), status }
     }
 
-    fn empty_request(&mut self) -> LoginRequest {
-        self.request(&[], false, self.stage)
+    fn offered_algorithms(&self) -> String {
+        self.config
+            .chap
+            .iter()
+            .flat_map(|c| c.algorithms.iter().map(|a| a.name()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn redirect(&self, resp: &LoginResponse) -> Result<LoginStep, Error> {
-        let permanent = resp.status == iscsi_proto::pdu::LoginStatus::TARGET_MOVED_PERMANENTLY;
+        let permanent = resp.status == LoginStatus::TARGET_MOVED_PERMANENTLY;
         let pairs = decode_text(&resp.data)
             .map_err(|e| self.negotiation_error(format!("redirect text: {e}")))?;
         let address = pairs
             .iter()
-            .find(|(k, _)| k == "TargetAddress")
-            .map(|(_, v)| v.as_str())
+            .find(|kv| kv.key == "TargetAddress")
+            .map(|kv| kv.value.as_str())
             .ok_or_else(|| self.negotiation_error("redirect without TargetAddress"))?;
         let portal: Portal = address
             .parse()
@@ -253,160 +278,196 @@ impl Login {
         Ok(LoginStep::Redirect { portal, permanent })
     }
 
-    fn security_response(
-        &mut self,
-        resp: LoginResponse,
-        pairs: Vec<(String, String)>,
-    ) -> Result<LoginStep, Error> {
-        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        loop {
-            match std::mem::replace(&mut self.security, Security::Done) {
-                Security::AuthMethodOffered => {
-                    let method = get("AuthMethod");
-                    match (method, &self.config.chap) {
-                        (Some("CHAP"), Some(chap)) => {
-                            let offer = chap
-                                .algorithms
-                                .iter()
-                                .map(|a| a.code().to_string())
-                                .collect::<Vec<_>>()
-                                .join(",");
-                            self.security = Security::AlgorithmsOffered;
-                            return Ok(LoginStep::Send(self.request(
-                                &[("CHAP_A".into(), offer)],
-                                false,
-                                Stage::Security,
-                            )));
-                        }
-                        (Some("None") | None, None) => {}
-                        (Some("None") | None, Some(ChapConfig { target: Some(_), .. })) => {
-                            return Err(self.auth_error("target did not agree to mutual CHAP"));
-                        }
-                        (Some("None") | None, Some(_)) => {
-                            // One-way CHAP offered "CHAP,None": the target needs no
-                            // authentication. Allowed, but worth a line.
-                            info!("target does not require CHAP");
-                        }
-                        (Some(other), _) => {
-                            return Err(self.auth_error(format!("target chose AuthMethod {other:?}")));
-                        }
+    fn agreed(&self, key: &str) -> Option<String> {
+        match self.negotiation.status(key) {
+            Some(KeyStatus::Agreed(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn security_response(&mut self, resp: &LoginResponse) -> Result<LoginStep, Error> {
+        match std::mem::replace(&mut self.security, Security::Done) {
+            Security::AuthMethodOffered => {
+                let method = self.agreed("AuthMethod");
+                match (method.as_deref(), self.config.chap.clone()) {
+                    (Some("CHAP"), Some(chap)) => {
+                        let list = chap
+                            .algorithms
+                            .iter()
+                            .map(|a| a.code().to_string())
+                            .collect::<Vec<_>>()
+                            .join(",");
+                        self.offer("CHAP_A", &list)?;
+                        self.security = Security::AlgorithmsOffered;
+                        return Ok(LoginStep::Send(self.send_outgoing(None)?));
                     }
-                    self.security = Security::Done;
-                }
-                Security::AlgorithmsOffered => {
-                    let chap = self.config.chap.clone().expect("CHAP offered only when configured");
-                    let offered: Vec<String> =
-                        chap.algorithms.iter().map(|a| a.name().to_string()).collect();
-                    let algorithm = match get("CHAP_A") {
-                        Some(v) => v
-                            .parse::<u64>()
-                            .ok()
-                            .and_then(ChapAlgorithm::from_code)
-                            .filter(|a| chap.algorithms.contains(a)),
-                        None => None,
-                    };
-                    let Some(algorithm) = algorithm else {
-                        return Err(Error::ChapAlgorithmRejected { ctx: self.ctx(), offered: offered.join(",") });
-                    };
-                    let identifier = get("CHAP_I")
-                        .and_then(|v| parse_number(v))
-                        .filter(|v| *v <= 255)
-                        .ok_or_else(|| self.auth_error("missing or invalid CHAP_I"))?
-                        as u8;
-                    let challenge = get("CHAP_C")
-                        .ok_or_else(|| self.auth_error("missing CHAP_C"))
-                        .and_then(|v| {
-                            decode_binary(v).ok_or_else(|| self.auth_error("CHAP_C is not a binary value"))
-                        })?;
-                    if challenge.is_empty() || challenge.len() > MAX_CHALLENGE_LEN {
-                        return Err(self.auth_error(format!(
-                            "CHAP_C of {} bytes (1..={MAX_CHALLENGE_LEN} accepted)",
-                            challenge.len()
-                        )));
+                    (Some("None") | None, Some(ChapConfig { target: Some(_), .. })) => {
+                        return Err(self.auth_error("the target did not agree to mutual CHAP"));
                     }
-                    let response = algorithm.response(identifier, &chap.initiator.secret, &challenge);
-                    let mut answer = vec![
-                        ("CHAP_N".to_string(), chap.initiator.username.clone()),
-                        ("CHAP_R".to_string(), chap::to_hex_value(&response)),
-                    ];
-                    let ours = if chap.target.is_some() {
-                        let ours = OurChallenge::generate(&mut self.rng);
-                        // A target replaying our own challenge is a reflection attack.
-                        if ours.challenge == challenge {
-                            return Err(self.auth_error("target reflected our challenge"));
-                        }
-                        answer.push(("CHAP_I".into(), ours.identifier.to_string()));
-                        answer.push(("CHAP_C".into(), chap::to_hex_value(&ours.challenge)));
-                        Some(ours)
-                    } else {
-                        None
-                    };
-                    debug!(algorithm = algorithm.name(), mutual = ours.is_some(), "answering CHAP challenge");
-                    self.security = Security::Responded { algorithm, ours };
-                    return Ok(LoginStep::Send(self.request(&answer, true, Stage::Operational)));
-                }
-                Security::Responded { algorithm, ours } => {
-                    if let Some(ours) = ours {
-                        let chap = self.config.chap.as_ref().expect("mutual CHAP configured");
-                        let target = chap.target.as_ref().expect("mutual CHAP configured");
-                        let name = get("CHAP_N").ok_or_else(|| self.auth_error("target sent no CHAP_N"))?;
-                        if name != target.username {
-                            return Err(self.auth_error(format!(
-                                "target authenticated as {name:?}, expected {:?}",
-                                target.username
-                            )));
-                        }
-                        let response = get("CHAP_R")
-                            .and_then(decode_binary)
-                            .ok_or_else(|| self.auth_error("target sent no valid CHAP_R"))?;
-                        if !ours.verify(algorithm, &target.secret, &response) {
-                            return Err(self.auth_error("target's CHAP response is wrong (mutual CHAP)"));
-                        }
-                        info!("target authenticated (mutual CHAP)");
+                    (Some("None"), Some(_)) => {
+                        // One-way CHAP offered "CHAP,None": the target needs no
+                        // authentication. Allowed, but worth a line.
+                        info!("the target does not require CHAP");
                     }
-                    self.security = Security::Done;
-                }
-                Security::Done => {
-                    self.security = Security::Done;
-                    break;
+                    (Some("None") | None, None) => {}
+                    (Some(other), _) => {
+                        return Err(self.auth_error(format!("the target chose AuthMethod {other:?}")));
+                    }
+                    (None, Some(_)) => {
+                        return Err(self.auth_error("the target did not agree to CHAP"));
+                    }
                 }
             }
+            Security::AlgorithmsOffered => return self.answer_challenge(),
+            Security::Responded { algorithm, ours } => {
+                if let Some(ours) = ours {
+                    self.verify_target(algorithm, &ours)?;
+                }
+            }
+            Security::Done => {}
         }
         // Authentication is complete; move on when the target does.
         if resp.transit {
-            self.stage = resp.nsg;
-            if self.stage == Stage::FullFeature {
-                return Err(self.negotiation_error("target skipped operational negotiation"));
+            if resp.nsg != Stage::Operational {
+                return Err(self.negotiation_error("the target skipped operational negotiation"));
             }
-            return Ok(LoginStep::Send(self.operational_request()));
+            self.stage = Stage::Operational;
+            self.negotiation.set_stage(Stage::Operational);
+            self.offer_operational()?;
+            return Ok(LoginStep::Send(self.send_outgoing(Some(Stage::FullFeature))?));
         }
-        Ok(LoginStep::Send(self.request(&[], true, Stage::Operational)))
+        Ok(LoginStep::Send(self.send_outgoing(Some(Stage::Operational))?))
     }
 
-    /// Our operational offers, sent once, asking to go to full feature phase.
-    fn operational_request(&mut self) -> LoginRequest {
-        let pairs = if self.offered { Vec::new() } else { self.negotiation.offers() };
-        self.offered = true;
-        self.request(&pairs, true, Stage::FullFeature)
-    }
-
-    fn operational_response(
-        &mut self,
-        resp: LoginResponse,
-        pairs: Vec<(String, String)>,
-    ) -> Result<LoginStep, Error> {
-        let replies = self
+    /// Answers CHAP_A/CHAP_I/CHAP_C with CHAP_N/CHAP_R, and challenges the
+    /// target in turn for mutual CHAP.
+    fn answer_challenge(&mut self) -> Result<LoginStep, Error> {
+        let chap = self.config.chap.clone().ok_or_else(|| self.auth_error("CHAP without credentials"))?;
+        let algorithm = self
+            .agreed("CHAP_A")
+            .and_then(|v| v.parse::<u64>().ok())
+            .and_then(ChapAlgorithm::from_code)
+            .filter(|a| chap.algorithms.contains(a));
+        let Some(algorithm) = algorithm else {
+            return Err(Error::ChapAlgorithmRejected { ctx: self.ctx(), offered: self.offered_algorithms() });
+        };
+        let identifier = self
             .negotiation
-            .handle_answers(&pairs)
-            .map_err(|e| self.negotiation_error(e.to_string()))?;
-        if resp.transit && resp.nsg == Stage::FullFeature {
-            if !replies.is_empty() {
-                return Err(self.negotiation_error("target moved on while offering keys"));
+            .peer_declaration("CHAP_I")
+            .and_then(|v| iscsi_proto::text::value::parse_number(v).ok())
+            .and_then(|v| u8::try_from(v).ok())
+            .ok_or_else(|| self.auth_error("missing or invalid CHAP_I"))?;
+        let challenge = self
+            .negotiation
+            .peer_declaration("CHAP_C")
+            .ok_or_else(|| self.auth_error("missing CHAP_C"))
+            .and_then(|v| {
+                iscsi_proto::text::value::parse_binary(v)
+                    .map_err(|_| self.auth_error("CHAP_C is not a binary value"))
+            })?;
+        if challenge.is_empty() || challenge.len() > MAX_CHALLENGE_LEN {
+            return Err(self.auth_error(format!(
+                "CHAP_C of {} bytes (1..={MAX_CHALLENGE_LEN} accepted)",
+                challenge.len()
+            )));
+        }
+        let response = algorithm.response(identifier, &chap.initiator.secret, &challenge);
+        self.offer("CHAP_N", &chap.initiator.username)?;
+        self.offer("CHAP_R", &chap::to_hex_value(&response))?;
+        let ours = match &chap.target {
+            Some(_) => {
+                let ours = OurChallenge::generate(&mut self.rng);
+                // A target replaying our own challenge is a reflection attack.
+                if ours.challenge == challenge {
+                    return Err(self.auth_error("the target reflected our challenge"));
+                }
+                self.offer("CHAP_I", &ours.identifier.to_string())?;
+                self.offer("CHAP_C", &chap::to_hex_value(&ours.challenge))?;
+                Some(ours)
             }
-            let params = operational_outcome(&self.negotiation, &self.config)
-                .map_err(|e| self.negotiation_error(e))?;
+            None => None,
+        };
+        debug!(algorithm = algorithm.name(), mutual = ours.is_some(), "answering the CHAP challenge");
+        self.security = Security::Responded { algorithm, ours };
+        Ok(LoginStep::Send(self.send_outgoing(Some(Stage::Operational))?))
+    }
+
+    /// Mutual CHAP: the target's CHAP_N must name it and its CHAP_R must
+    /// answer our challenge with the target secret.
+    fn verify_target(&self, algorithm: ChapAlgorithm, ours: &OurChallenge) -> Result<(), Error> {
+        let expected = self
+            .config
+            .chap
+            .as_ref()
+            .and_then(|c| c.target.as_ref())
+            .ok_or_else(|| self.auth_error("mutual CHAP without target credentials"))?;
+        let name = self
+            .negotiation
+            .peer_declaration("CHAP_N")
+            .ok_or_else(|| self.auth_error("the target sent no CHAP_N"))?;
+        if name != expected.username {
+            return Err(self.auth_error(format!(
+                "the target authenticated as {name:?}, expected {:?}",
+                expected.username
+            )));
+        }
+        let response = self
+            .negotiation
+            .peer_declaration("CHAP_R")
+            .and_then(|v| iscsi_proto::text::value::parse_binary(v).ok())
+            .ok_or_else(|| self.auth_error("the target sent no valid CHAP_R"))?;
+        if !ours.verify(algorithm, &expected.secret, &response) {
+            return Err(self.auth_error("the target's CHAP response is wrong (mutual CHAP)"));
+        }
+        info!("target authenticated (mutual CHAP)");
+        Ok(())
+    }
+
+    /// Our operational offers, each from the policy built from the config.
+    fn offer_operational(&mut self) -> Result<(), Error> {
+        let keys: &[&str] = if self.config.is_discovery() {
+            &["HeaderDigest", "DataDigest", "MaxRecvDataSegmentLength"]
+        } else {
+            &[
+                "HeaderDigest",
+                "DataDigest",
+                "MaxRecvDataSegmentLength",
+                "InitialR2T",
+                "ImmediateData",
+                "MaxBurstLength",
+                "FirstBurstLength",
+                "MaxOutstandingR2T",
+                "MaxConnections",
+                "DataPDUInOrder",
+                "DataSequenceInOrder",
+                "ErrorRecoveryLevel",
+                "DefaultTime2Wait",
+                "DefaultTime2Retain",
+            ]
+        };
+        for key in keys {
+            self.negotiation
+                .offer_from_policy(key)
+                .map_err(|e| self.negotiation_error(format!("our own {key}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn operational_response(&mut self, resp: &LoginResponse) -> Result<LoginStep, Error> {
+        if resp.transit && resp.nsg == Stage::FullFeature {
+            if self.negotiation.has_outgoing() {
+                return Err(self.negotiation_error("the target moved on while offering keys"));
+            }
+            let pending = self.negotiation.pending_keys();
+            if !pending.is_empty() {
+                debug!(?pending, "keys the target left unanswered keep their defaults");
+            }
+            let params = self.outcome()?;
             if resp.tsih == 0 {
                 return Err(self.negotiation_error("final login response without a TSIH"));
+            }
+            if self.tsih != 0 && resp.tsih != self.tsih {
+                return Err(self.negotiation_error("the target changed the TSIH"));
             }
             return Ok(LoginStep::Done(LoginDone {
                 params,
@@ -418,11 +479,34 @@ impl Login {
             }));
         }
         // The target is not ready: answer what it offered, ask again to move on.
-        Ok(LoginStep::Send(self.request(&replies, true, Stage::FullFeature)))
+        Ok(LoginStep::Send(self.send_outgoing(Some(Stage::FullFeature))?))
+    }
+
+    /// The negotiated parameters, refusing outcomes we cannot honour.
+    fn outcome(&self) -> Result<OperationalParams, Error> {
+        let params = self.negotiation.outcome();
+        let op = &self.config.operational;
+        if !params.data_pdu_in_order {
+            return Err(self.negotiation_error("the target requires DataPDUInOrder=No, which we do not support"));
+        }
+        if params.error_recovery_level != 0 {
+            return Err(self.negotiation_error(format!(
+                "ErrorRecoveryLevel {} negotiated; we run 0",
+                params.error_recovery_level
+            )));
+        }
+        let honoured = |pref: DigestPreference, got: Digest| pref != DigestPreference::Crc32c || got == Digest::Crc32c;
+        if !honoured(op.header_digest, params.header_digest) || !honoured(op.data_digest, params.data_digest) {
+            return Err(self.negotiation_error("the target refused the CRC32C digests we require"));
+        }
+        if params.max_xmit_data_segment_length < 512 {
+            return Err(self.negotiation_error("the target declared a MaxRecvDataSegmentLength below 512"));
+        }
+        Ok(params)
     }
 }
 
-fn digest_offer(pref: DigestPreference) -> &'static str {
+fn digest_policy(pref: DigestPreference) -> &'static str {
     match pref {
         DigestPreference::None => "None",
         DigestPreference::Crc32c => "CRC32C",
@@ -430,88 +514,51 @@ fn digest_offer(pref: DigestPreference) -> &'static str {
     }
 }
 
-/// The operational keys we offer, in a proposer-side negotiation.
-fn operational_negotiation(config: &SessionConfig) -> Negotiation {
+/// What we offer and accept, per key: our offers come from it and the
+/// target's own offers are answered from it.
+fn policy(config: &SessionConfig) -> Policy {
     let op = &config.operational;
-    let mut n = Negotiation::new(Role::Initiator);
-    n.offer("HeaderDigest", digest_offer(op.header_digest));
-    n.offer("DataDigest", digest_offer(op.data_digest));
-    n.offer("MaxRecvDataSegmentLength", &op.max_recv_data_segment_length.to_string());
-    if !config.is_discovery() {
-        n.offer("InitialR2T", if op.initial_r2t { "Yes" } else { "No" });
-        n.offer("ImmediateData", if op.immediate_data { "Yes" } else { "No" });
-        n.offer("MaxBurstLength", &op.max_burst_length.to_string());
-        n.offer("FirstBurstLength", &op.first_burst_length.to_string());
-        n.offer("MaxOutstandingR2T", &op.max_outstanding_r2t.to_string());
-        n.offer("MaxConnections", "1");
-        n.offer("DataPDUInOrder", "Yes");
-        n.offer("DataSequenceInOrder", "Yes");
-        n.offer("ErrorRecoveryLevel", "0");
-        n.offer("DefaultTime2Wait", &op.default_time2wait.to_string());
-        n.offer("DefaultTime2Retain", &op.default_time2retain.to_string());
+    let entries: [(&str, String); 14] = [
+        ("HeaderDigest", digest_policy(op.header_digest).into()),
+        ("DataDigest", digest_policy(op.data_digest).into()),
+        ("MaxRecvDataSegmentLength", op.max_recv_data_segment_length.to_string()),
+        ("InitialR2T", yes_no(op.initial_r2t)),
+        ("ImmediateData", yes_no(op.immediate_data)),
+        ("MaxBurstLength", op.max_burst_length.to_string()),
+        ("FirstBurstLength", op.first_burst_length.to_string()),
+        ("MaxOutstandingR2T", op.max_outstanding_r2t.to_string()),
+        ("MaxConnections", "1".into()),
+        ("DataPDUInOrder", "Yes".into()),
+        ("DataSequenceInOrder", "Yes".into()),
+        ("ErrorRecoveryLevel", "0".into()),
+        ("DefaultTime2Wait", op.default_time2wait.to_string()),
+        ("DefaultTime2Retain", op.default_time2retain.to_string()),
+    ];
+    let mut policy = Policy::new();
+    for (key, value) in entries {
+        // Values were range-checked by `SessionConfig::validate`.
+        if let Err(e) = policy.set(key, &value) {
+            debug!(key, error = %e, "policy value refused; the RFC default stays");
+        }
     }
-    n
+    policy
 }
 
-/// Turns the negotiation outcome into the parameters the session runs with,
-/// refusing outcomes we cannot honour.
-fn operational_outcome(n: &Negotiation, config: &SessionConfig) -> Result<SessionParams, String> {
-    let o = n.outcome();
-    let params = SessionParams {
-        header_digest: o.header_digest.is_crc32c(),
-        data_digest: o.data_digest.is_crc32c(),
-        max_recv_data_segment_length: config.operational.max_recv_data_segment_length,
-        max_xmit_data_segment_length: o.target_max_recv_data_segment_length,
-        max_burst_length: o.max_burst_length,
-        first_burst_length: o.first_burst_length,
-        initial_r2t: o.initial_r2t,
-        immediate_data: o.immediate_data,
-        max_outstanding_r2t: o.max_outstanding_r2t,
-        data_pdu_in_order: o.data_pdu_in_order,
-        data_sequence_in_order: o.data_sequence_in_order,
-        error_recovery_level: o.error_recovery_level,
-        default_time2wait: o.default_time2wait,
-        default_time2retain: o.default_time2retain,
-        max_connections: o.max_connections,
-        target_alias: o.target_alias.clone(),
-        target_portal_group_tag: o.target_portal_group_tag,
-    };
-    if !params.data_pdu_in_order {
-        return Err("target requires DataPDUInOrder=No, which we do not support".into());
-    }
-    if params.error_recovery_level != 0 {
-        return Err(format!("ErrorRecoveryLevel {} negotiated; we run 0", params.error_recovery_level));
-    }
-    let required = |pref: DigestPreference, on: bool| pref != DigestPreference::Crc32c || on;
-    if !required(config.operational.header_digest, params.header_digest)
-        || !required(config.operational.data_digest, params.data_digest)
-    {
-        return Err("target refused the CRC32C digests we require".into());
-    }
-    Ok(params)
+fn yes_no(b: bool) -> String {
+    if b { "Yes" } else { "No" }.into()
 }
+
+/// Limits for a text answer in full feature phase (SendTargets).
+pub(crate) const FULL_FEATURE_TEXT: TextLimits =
+    TextLimits { max_bytes: crate::connection::MAX_TEXT_RESPONSE, max_pairs: 65536 };
 
 /// Encodes key=value pairs as a text data segment.
-pub(crate) fn encode_text(pairs: &[(&str, &str)]) -> Bytes {
-    let owned: Vec<(String, String)> =
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    Bytes::from(iscsi_proto::text::encode_pairs(&owned))
+pub(crate) fn encode_text(pairs: &[(&str, &str)]) -> Result<Bytes, TextError> {
+    let kvs: Vec<KeyValue> = pairs.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect();
+    encode_pairs(&kvs).map(Bytes::from)
 }
 
 /// Decodes a complete text data segment into pairs.
-pub(crate) fn decode_text(data: &[u8]) -> Result<Vec<(String, String)>, iscsi_proto::text::TextError> {
-    Ok(iscsi_proto::text::parse_pairs(data)?.into_iter().map(|kv| (kv.key, kv.value)).collect())
-}
-
-/// A numeric text value: decimal or `0x` hex.
-fn parse_number(v: &str) -> Option<u64> {
-    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => v.parse().ok(),
-    }
-}
-
-/// A binary text value: `0x` hex or `0b` base64 (§5.1).
-fn decode_binary(v: &str) -> Option<Vec<u8>> {
-    iscsi_proto::text::decode_binary(v).ok()
+pub(crate) fn decode_text(data: &[u8]) -> Result<Vec<KeyValue>, TextError> {
+    parse_pairs(data, FULL_FEATURE_TEXT)
 }

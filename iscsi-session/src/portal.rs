@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
+use iscsi_proto::text::TargetAddress;
+
 /// The iSCSI well-known port.
 pub const DEFAULT_PORT: u16 = 3260;
 
@@ -20,7 +22,7 @@ pub struct Portal {
 #[error("invalid portal {input:?}: {reason}")]
 pub struct PortalParseError {
     pub input: String,
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 impl Portal {
@@ -54,44 +56,18 @@ impl FromStr for Portal {
     type Err = PortalParseError;
 
     /// Accepts `host`, `host:port`, `[v6]`, `[v6]:port` and a bare IPv6 literal;
-    /// a `,tpgt` suffix (as SendTargets and iscsiadm print) is dropped.
+    /// a `,tpgt` suffix (as SendTargets and iscsiadm print) is dropped. The
+    /// syntax is the TargetAddress one, parsed by iscsi-proto.
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason| PortalParseError { input: input.to_owned(), reason };
-        let s = input.trim();
-        let s = match s.rfind(',') {
-            Some(i) if !s[i + 1..].is_empty() && s[i + 1..].bytes().all(|b| b.is_ascii_digit()) => {
-                &s[..i]
-            }
-            _ => s,
-        };
-        if s.is_empty() {
-            return Err(err("empty"));
-        }
-        let parse_port = |p: &str| p.parse::<u16>().map_err(|_| err("bad port"));
-        if let Some(rest) = s.strip_prefix('[') {
-            let end = rest.find(']').ok_or_else(|| err("missing ']'"))?;
-            let host = &rest[..end];
-            host.parse::<std::net::Ipv6Addr>().map_err(|_| err("bad IPv6 address"))?;
-            let after = &rest[end + 1..];
-            let port = match after {
-                "" => DEFAULT_PORT,
-                p => parse_port(p.strip_prefix(':').ok_or_else(|| err("junk after ']'"))?)?,
-            };
-            return Ok(Portal::new(host, port));
-        }
-        if s.parse::<std::net::Ipv6Addr>().is_ok() {
-            return Ok(Portal::new(s, DEFAULT_PORT));
-        }
-        let (host, port) = match s.rsplit_once(':') {
-            Some((h, p)) => (h, parse_port(p)?),
-            None => (s, DEFAULT_PORT),
-        };
-        if host.is_empty()
-            || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-        {
-            return Err(err("bad host name"));
-        }
-        Ok(Portal::new(host, port))
+        let address = TargetAddress::parse(input.trim())
+            .map_err(|e| PortalParseError { input: input.to_owned(), reason: e.to_string() })?;
+        Ok(Portal::from(address))
+    }
+}
+
+impl From<TargetAddress> for Portal {
+    fn from(a: TargetAddress) -> Self {
+        Portal { host: a.host, port: a.port }
     }
 }
 

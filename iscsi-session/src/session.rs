@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use iscsi_proto::text::KeyValue;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::command::{Command, CommandOutcome};
@@ -9,7 +10,7 @@ use crate::config::SessionConfig;
 use crate::connection::ConnectionStats;
 use crate::driver::{Driver, Request, SessionState, SessionStatus, establish};
 use crate::error::{Error, PathContext};
-use crate::params::SessionParams;
+use iscsi_proto::text::OperationalParams;
 
 /// Requests queued towards the driver before senders wait: enough for a deep
 /// queue, small enough to push back on a runaway producer.
@@ -74,7 +75,7 @@ impl Session {
     }
 
     /// The parameters of the current connection.
-    pub fn params(&self) -> Option<SessionParams> {
+    pub fn params(&self) -> Option<OperationalParams> {
         self.inner.status.borrow().params.clone()
     }
 
@@ -95,7 +96,7 @@ impl Session {
     }
 
     /// A text exchange in full feature phase (e.g. `SendTargets=All`).
-    pub async fn text(&self, pairs: &[(&str, &str)]) -> Result<Vec<(String, String)>, Error> {
+    pub async fn text(&self, pairs: &[(&str, &str)]) -> Result<Vec<KeyValue>, Error> {
         let pairs = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let (reply, rx) = oneshot::channel();
         self.inner

@@ -50,7 +50,7 @@ impl Transport {
                 if !self.small.is_empty() {
                     self.out.push_back(self.small.split().freeze());
                 }
-                self.out.push_back(pdu.data);
+                self.out.push_back(pdu.data.clone());
             }
             self.small.extend_from_slice(pdu.trailer());
         }

@@ -7,6 +7,7 @@ use iscsi_proto::pdu::{
     AsyncEvent, AsyncMessage, DataIn, Itt, NopIn, NopOut, Opcode, Pdu, R2t, Reject,
     ScsiResponse, TaskMgmtResponse, TextRequest, TextResponse, TmfFunction, TmfResponse,
 };
+use iscsi_proto::text::KeyValue;
 use tracing::{debug, info, warn};
 
 use super::scsi_task::DataInStep;
@@ -223,8 +224,8 @@ impl Connection {
         }
     }
 
-    fn apply_renegotiation(&mut self, pairs: &[(String, String)]) {
-        for (key, value) in pairs {
+    fn apply_renegotiation(&mut self, pairs: &[KeyValue]) {
+        for KeyValue { key, value } in pairs {
             if key == "MaxRecvDataSegmentLength" {
                 match value.parse::<u32>() {
                     Ok(v) if (512..=16_777_215).contains(&v) => {

@@ -32,7 +32,7 @@ use crate::config::SessionConfig;
 use crate::error::{CommandFailure, Error, PathContext};
 use crate::event::Event;
 use crate::login::{Login, LoginStep};
-use crate::params::SessionParams;
+use iscsi_proto::text::{Digest, OperationalParams};
 
 use scsi_task::ScsiTask;
 use sequencing::Sequencing;
@@ -98,7 +98,7 @@ pub struct Connection {
     encoder: PduEncoder,
     outgoing: VecDeque<Pdu>,
     events: VecDeque<Event>,
-    params: SessionParams,
+    params: OperationalParams,
     tsih: u16,
     seq: Sequencing,
     tasks: HashMap<Itt, Task>,
@@ -142,7 +142,7 @@ impl Connection {
             encoder: PduEncoder::default(),
             outgoing: VecDeque::new(),
             events: VecDeque::new(),
-            params: SessionParams::default(),
+            params: OperationalParams::default(),
             tsih,
             seq: Sequencing::new(initial_cmd_sn, initial_cmd_sn, initial_cmd_sn, 0),
             tasks: HashMap::new(),
@@ -157,7 +157,10 @@ impl Connection {
             stats: ConnectionStats::default(),
             config,
         };
-        conn.outgoing.push_back(Pdu::LoginRequest(first));
+        match first {
+            Ok(req) => conn.outgoing.push_back(Pdu::LoginRequest(req)),
+            Err(e) => conn.fail(e),
+        }
         conn
     }
 
@@ -175,7 +178,7 @@ impl Connection {
     }
 
     /// The negotiated parameters (RFC defaults until login completes).
-    pub fn params(&self) -> &SessionParams {
+    pub fn params(&self) -> &OperationalParams {
         &self.params
     }
 
@@ -369,7 +372,18 @@ impl Connection {
         let deadline = now + self.config.timeouts.command;
         let itt =
             self.add_task(TaskKind::Text { purpose, received: Vec::new() }, Some(deadline));
-        let data = crate::login::encode_text(pairs);
+        let data = match crate::login::encode_text(pairs) {
+            Ok(data) => data,
+            Err(e) => {
+                // The caller's keys are not valid text: answer at once.
+                self.remove_task(itt);
+                self.events.push_back(Event::TextComplete {
+                    task: itt,
+                    result: Err(CommandFailure::Protocol(format!("invalid text request: {e}"))),
+                });
+                return itt;
+            }
+        };
         self.outgoing.push_back(Pdu::TextRequest(TextRequest {
             immediate: true,
             final_: true,
@@ -430,14 +444,6 @@ impl Connection {
             }
         }
         Some(task)
-    }
-
-    fn clear_deadline(&mut self, itt: Itt) {
-        if let Some(task) = self.tasks.get_mut(&itt)
-            && let Some(at) = task.deadline.take()
-        {
-            self.deadlines.remove(&(at, itt));
-        }
     }
 
     /// Sends waiting commands while the window and the queue depth allow.
@@ -614,15 +620,13 @@ impl Connection {
         self.events.push_back(Event::Closed { error, unfinished });
     }
 
-    fn apply_login_result(&mut self, params: SessionParams, tsih: u16) {
-        self.decoder.configure(
-            Digests { header: params.header_digest, data: params.data_digest },
-            params.max_recv_data_segment_length,
-        );
-        self.encoder.configure(
-            Digests { header: params.header_digest, data: params.data_digest },
-            params.max_xmit_data_segment_length,
-        );
+    fn apply_login_result(&mut self, params: OperationalParams, tsih: u16) {
+        let digests = Digests {
+            header: params.header_digest == Digest::Crc32c,
+            data: params.data_digest == Digest::Crc32c,
+        };
+        self.decoder.configure(digests, params.max_recv_data_segment_length);
+        self.encoder.configure(digests, params.max_xmit_data_segment_length);
         self.params = params.clone();
         self.tsih = tsih;
         self.events.push_back(Event::LoggedIn { params, tsih });

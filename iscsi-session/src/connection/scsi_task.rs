@@ -8,7 +8,7 @@ use iscsi_proto::pdu::{
 
 use crate::command::{Command, CommandOutcome, Direction, ReadData};
 use crate::error::CommandFailure;
-use crate::params::SessionParams;
+use iscsi_proto::text::OperationalParams;
 
 /// Progress of one SCSI task.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ impl ScsiTask {
         itt: Itt,
         cmd_sn: u32,
         exp_stat_sn: u32,
-        params: &SessionParams,
+        params: &OperationalParams,
         out: &mut impl Extend<Pdu>,
     ) {
         self.cmd_sn = Some(cmd_sn);
@@ -97,7 +97,7 @@ impl ScsiTask {
         &mut self,
         r2t: &R2t,
         exp_stat_sn: u32,
-        params: &SessionParams,
+        params: &OperationalParams,
         out: &mut impl Extend<Pdu>,
     ) -> Result<(), CommandFailure> {
         let Direction::Write { data } = &self.command.direction else {
@@ -228,14 +228,14 @@ mod tests {
     use iscsi_proto::pdu::{DataInStatus, Lun};
     use iscsi_proto::scsi::Cdb;
 
-    fn params() -> SessionParams {
-        SessionParams {
+    fn params() -> OperationalParams {
+        OperationalParams {
             max_xmit_data_segment_length: 1000,
             first_burst_length: 2500,
             max_burst_length: 4000,
             immediate_data: true,
             initial_r2t: false,
-            ..SessionParams::default()
+            ..OperationalParams::default()
         }
     }
 
@@ -269,7 +269,7 @@ mod tests {
     fn initial_r2t_yes_sends_only_immediate() {
         let mut t = write_task(6000);
         let mut out = Vec::new();
-        t.command_pdus(Itt(1), 5, 9, &SessionParams { initial_r2t: true, ..params() }, &mut out);
+        t.command_pdus(Itt(1), 5, 9, &OperationalParams { initial_r2t: true, ..params() }, &mut out);
         assert_eq!(out.len(), 1);
         let Pdu::ScsiCommand(cmd) = &out[0] else { panic!() };
         assert!(cmd.final_);
