@@ -1,1 +1,3 @@
 //! Support for integration tests against real peers.
+
+pub mod pcap;

@@ -6,6 +6,8 @@
 //! header and its segments into typed values and back.
 
 mod ahs;
+#[cfg(feature = "proptest-strategies")]
+pub mod arbitrary;
 mod async_msg;
 pub mod bhs;
 mod data_in;

@@ -126,6 +126,18 @@ impl ScsiCommand {
             itt,
             reason,
         })?;
+        // TotalAHSLength allows 1016 bytes of extended CDB; SAM stops at 260,
+        // and a CDB the encoder would refuse must not come out of the decoder.
+        if parsed
+            .extended_cdb
+            .is_some_and(|ext| 16 + ext.len() > MAX_CDB_LEN)
+        {
+            return Err(PduError::MalformedAhs {
+                opcode: Opcode::ScsiCommand,
+                itt,
+                reason: "extended CDB makes the CDB longer than 260 bytes",
+            });
+        }
         let attribute = TaskAttribute::from_bits(b[1] & 0x07).ok_or(PduError::InvalidField {
             opcode: Opcode::ScsiCommand,
             itt,
@@ -156,5 +168,29 @@ impl ScsiCommand {
             bidi_read_length: parsed.bidi_read_length,
             data,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BHS whose extended CDB AHS carries `ext_len` CDB bytes.
+    fn with_extended_cdb(ext_len: usize) -> Result<ScsiCommand, PduError> {
+        let mut b = [0u8; 48];
+        b[1] = FINAL_BIT;
+        let mut ahs = BytesMut::new();
+        ahs::put(&mut ahs, AHS_EXTENDED_CDB, &vec![0xab; ext_len]);
+        ScsiCommand::read_pdu(&b, false, &ahs, Bytes::new())
+    }
+
+    #[test]
+    fn extended_cdb_up_to_260_bytes() {
+        assert_eq!(with_extended_cdb(244).unwrap().cdb.len(), MAX_CDB_LEN);
+        // Found by fuzzing: a 264-byte CDB decoded, then failed to re-encode.
+        assert!(matches!(
+            with_extended_cdb(248),
+            Err(PduError::MalformedAhs { .. })
+        ));
     }
 }
