@@ -7,13 +7,18 @@
 //!
 //! Asserted, beyond "no panic":
 //! - text that parses re-encodes to text that parses to the same pairs;
+//! - the negotiation engine, in either role and any stage, answers any pairs
+//!   with text that encodes;
 //! - the assembler fed the text in segments (C set on all but the last) gives
 //!   the pairs the parser gives for the whole text, and refuses text longer
 //!   than its limit rather than buffering it.
 
 #![no_main]
 
-use iscsi_proto::text::{TextAssembler, encode_pairs, parse_pairs};
+use iscsi_proto::pdu::Stage;
+use iscsi_proto::text::{
+    Negotiation, Policy, Role, TextAssembler, TextLimits, encode_pairs, parse_pairs,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -26,11 +31,24 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    let whole = parse_pairs(text);
+    let unbounded = TextLimits { max_bytes: usize::MAX, ..TextLimits::DEFAULT };
+    let whole = parse_pairs(text, unbounded);
     if let Ok(pairs) = &whole {
-        let encoded = encode_pairs(pairs);
-        let reparsed = parse_pairs(&encoded[..]).expect("encoded pairs parse");
+        let encoded = encode_pairs(pairs).expect("parsed pairs re-encode");
+        let reparsed = parse_pairs(&encoded[..], unbounded).expect("encoded pairs parse");
         assert_eq!(&reparsed, pairs, "parse(encode(pairs)) differs");
+        // Both roles, every stage: whatever the peer sends, our answers must
+        // be sendable text and the outcome computable.
+        for role in [Role::Initiator, Role::Target] {
+            for stage in [Stage::Security, Stage::Operational, Stage::FullFeature] {
+                let mut n = Negotiation::new(role, Policy::new());
+                n.set_stage(stage);
+                let _ = n.receive(pairs);
+                let answers = n.take_outgoing();
+                encode_pairs(&answers).expect("our answers encode");
+                let _ = n.outcome();
+            }
+        }
     }
 
     let mut points: Vec<usize> = cut_bytes
@@ -47,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         segments.push(text);
     }
 
-    let mut assembler = TextAssembler::new(limit);
+    let mut assembler = TextAssembler::new(TextLimits { max_bytes: limit, ..TextLimits::DEFAULT });
     let mut outcome = None;
     for (i, segment) in segments.iter().enumerate() {
         let continues = i + 1 < segments.len();
