@@ -81,14 +81,21 @@ impl OurChallenge {
         rng.fill_bytes(&mut challenge);
         let mut id = [0u8; 1];
         rng.fill_bytes(&mut id);
-        OurChallenge { identifier: id[0], challenge }
+        OurChallenge {
+            identifier: id[0],
+            challenge,
+        }
     }
 
     /// Checks the target's CHAP_R in constant time.
     pub fn verify(&self, algorithm: ChapAlgorithm, secret: &Secret, response: &[u8]) -> bool {
         let expected = algorithm.response(self.identifier, secret, &self.challenge);
         expected.len() == response.len()
-            && expected.iter().zip(response).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            && expected
+                .iter()
+                .zip(response)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
     }
 }
 
@@ -114,8 +121,14 @@ mod tests {
         let challenge: Vec<u8> = (0u8..16).collect();
         let secret = Secret::from("secret");
         let hex = |alg: ChapAlgorithm| to_hex_value(&alg.response(1, &secret, &challenge));
-        assert_eq!(hex(ChapAlgorithm::Md5), "0x740e86463bda3a4d7017d6e0fba0699d");
-        assert_eq!(hex(ChapAlgorithm::Sha1), "0x3890198f5112376188a9742805758384545583a6");
+        assert_eq!(
+            hex(ChapAlgorithm::Md5),
+            "0x740e86463bda3a4d7017d6e0fba0699d"
+        );
+        assert_eq!(
+            hex(ChapAlgorithm::Sha1),
+            "0x3890198f5112376188a9742805758384545583a6"
+        );
         assert_eq!(
             hex(ChapAlgorithm::Sha256),
             "0x28b96c916cf784528bbfaa6ad7e012cab293437604aae8d66a3295b319132cef"
@@ -137,7 +150,11 @@ mod tests {
 
     #[test]
     fn codes() {
-        for alg in [ChapAlgorithm::Md5, ChapAlgorithm::Sha1, ChapAlgorithm::Sha256] {
+        for alg in [
+            ChapAlgorithm::Md5,
+            ChapAlgorithm::Sha1,
+            ChapAlgorithm::Sha256,
+        ] {
             assert_eq!(ChapAlgorithm::from_code(u64::from(alg.code())), Some(alg));
         }
         assert_eq!(ChapAlgorithm::from_code(8), None);

@@ -18,7 +18,10 @@ pub struct ChapCredentials {
 
 impl ChapCredentials {
     pub fn new(username: impl Into<String>, secret: impl Into<Secret>) -> Self {
-        ChapCredentials { username: username.into(), secret: secret.into() }
+        ChapCredentials {
+            username: username.into(),
+            secret: secret.into(),
+        }
     }
 }
 
@@ -36,11 +39,19 @@ pub struct ChapConfig {
 
 impl ChapConfig {
     pub fn one_way(initiator: ChapCredentials) -> Self {
-        ChapConfig { initiator, target: None, algorithms: vec![ChapAlgorithm::Md5] }
+        ChapConfig {
+            initiator,
+            target: None,
+            algorithms: vec![ChapAlgorithm::Md5],
+        }
     }
 
     pub fn mutual(initiator: ChapCredentials, target: ChapCredentials) -> Self {
-        ChapConfig { initiator, target: Some(target), algorithms: vec![ChapAlgorithm::Md5] }
+        ChapConfig {
+            initiator,
+            target: Some(target),
+            algorithms: vec![ChapAlgorithm::Md5],
+        }
     }
 }
 
@@ -150,7 +161,11 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// A normal session with defaults.
-    pub fn new(portal: Portal, target_name: impl Into<String>, initiator_name: impl Into<String>) -> Self {
+    pub fn new(
+        portal: Portal,
+        target_name: impl Into<String>,
+        initiator_name: impl Into<String>,
+    ) -> Self {
         SessionConfig {
             portal,
             target_name: Some(target_name.into()),
@@ -167,7 +182,10 @@ impl SessionConfig {
 
     /// A discovery session with defaults.
     pub fn discovery(portal: Portal, initiator_name: impl Into<String>) -> Self {
-        SessionConfig { target_name: None, ..SessionConfig::new(portal, "", initiator_name) }
+        SessionConfig {
+            target_name: None,
+            ..SessionConfig::new(portal, "", initiator_name)
+        }
     }
 
     pub fn is_discovery(&self) -> bool {
@@ -249,7 +267,9 @@ pub enum ConfigError {
     EmptySecret,
     #[error("no CHAP algorithm to offer")]
     NoChapAlgorithm,
-    #[error("the mutual CHAP secret equals the initiator's secret; RFC 7143 forbids one secret for both directions")]
+    #[error(
+        "the mutual CHAP secret equals the initiator's secret; RFC 7143 forbids one secret for both directions"
+    )]
     SameSecretBothWays,
     #[error("{0} out of range")]
     OutOfRange(&'static str),

@@ -18,17 +18,27 @@ use crate::config::SessionConfig;
 use crate::connection::{Connection, ConnectionStats, SubmitError};
 use crate::error::{CommandFailure, Error, PathContext};
 use crate::event::{Event, TargetEvent};
-use iscsi_proto::text::OperationalParams;
 use crate::portal::Portal;
 use crate::transport::Transport;
+use iscsi_proto::text::OperationalParams;
 
 /// Requests from [`crate::Session`] handles to the driver task.
 #[derive(Debug)]
 pub(crate) enum Request {
-    Command { command: Command, reply: oneshot::Sender<Result<CommandOutcome, Error>> },
-    Text { pairs: Vec<(String, String)>, reply: oneshot::Sender<Result<Vec<KeyValue>, Error>> },
-    Stats { reply: oneshot::Sender<ConnectionStats> },
-    Logout { reply: oneshot::Sender<Result<(), Error>> },
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Result<CommandOutcome, Error>>,
+    },
+    Text {
+        pairs: Vec<(String, String)>,
+        reply: oneshot::Sender<Result<Vec<KeyValue>, Error>>,
+    },
+    Stats {
+        reply: oneshot::Sender<ConnectionStats>,
+    },
+    Logout {
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
 }
 
 /// Where the session is.
@@ -37,7 +47,9 @@ pub enum SessionState {
     LoggedIn,
     /// The connection failed; reconnecting (commands wait up to the
     /// replacement timeout).
-    Reconnecting { attempts: u32 },
+    Reconnecting {
+        attempts: u32,
+    },
     Closed,
 }
 
@@ -92,7 +104,10 @@ pub(crate) async fn establish(
         };
         let mut io = Transport::connect(&target, cfg.timeouts.connect)
             .await
-            .map_err(|reason| Error::Connect { ctx: ctx.clone(), reason })?;
+            .map_err(|reason| Error::Connect {
+                ctx: ctx.clone(),
+                reason,
+            })?;
         let mut this = (*cfg).clone();
         this.portal = target.clone();
         let mut conn = Connection::new(Arc::new(this), 0, std::time::Instant::now());
@@ -107,7 +122,10 @@ pub(crate) async fn establish(
                 target = portal;
             }
             LoginEnd::Failed(Error::ChapAlgorithmRejected { .. })
-                if cfg.chap.as_ref().is_some_and(|c| c.algorithms != [ChapAlgorithm::Md5]) =>
+                if cfg
+                    .chap
+                    .as_ref()
+                    .is_some_and(|c| c.algorithms != [ChapAlgorithm::Md5]) =>
             {
                 info!("target refused our CHAP algorithm list; retrying with MD5 alone");
                 let mut md5 = (*cfg).clone();
@@ -246,7 +264,8 @@ impl Driver {
                     break;
                 }
                 attempts += 1;
-                self.status.send_modify(|s| s.state = SessionState::Reconnecting { attempts });
+                self.status
+                    .send_modify(|s| s.state = SessionState::Reconnecting { attempts });
                 if !self.wait_before_reconnect(attempts).await {
                     break;
                 }
@@ -266,7 +285,8 @@ impl Driver {
                     }
                     Err(e) => {
                         debug!(error = %e, attempts, "reconnect failed");
-                        self.status.send_modify(|s| s.last_error = Some(e.to_string()));
+                        self.status
+                            .send_modify(|s| s.last_error = Some(e.to_string()));
                     }
                 }
             }
@@ -341,7 +361,10 @@ impl Driver {
 
     fn next_parked_expiry(&self) -> Option<Instant> {
         let replacement = self.config.timeouts.replacement;
-        self.parked.iter().filter_map(|p| p.orphaned_at.map(|t| t + replacement)).min()
+        self.parked
+            .iter()
+            .filter_map(|p| p.orphaned_at.map(|t| t + replacement))
+            .min()
     }
 
     /// Fails parked commands that waited longer than the replacement timeout.
@@ -364,7 +387,10 @@ impl Driver {
         let now = std::time::Instant::now();
         let parked: Vec<_> = self.parked.drain(..).collect();
         if !parked.is_empty() {
-            info!(commands = parked.len(), "replaying commands on the new connection");
+            info!(
+                commands = parked.len(),
+                "replaying commands on the new connection"
+            );
         }
         for p in parked {
             self.submit(conn, p, now);
@@ -374,10 +400,19 @@ impl Driver {
     fn submit(&mut self, conn: &mut Connection, pending: PendingCommand, now: std::time::Instant) {
         match conn.submit(pending.command.clone(), now) {
             Ok(itt) => {
-                self.replies.insert(itt, Reply::Command(PendingCommand { orphaned_at: None, ..pending }));
+                self.replies.insert(
+                    itt,
+                    Reply::Command(PendingCommand {
+                        orphaned_at: None,
+                        ..pending
+                    }),
+                );
             }
             Err(SubmitError::NotReady) => {
-                self.parked.push_back(PendingCommand { orphaned_at: Some(Instant::now()), ..pending });
+                self.parked.push_back(PendingCommand {
+                    orphaned_at: Some(Instant::now()),
+                    ..pending
+                });
             }
             Err(e) => {
                 let err = Error::Command {
@@ -448,16 +483,30 @@ impl Driver {
     fn on_request(&mut self, req: Request, conn: &mut Connection, now: std::time::Instant) {
         match req {
             Request::Command { command, reply } => {
-                self.submit(conn, PendingCommand { command, reply, orphaned_at: None }, now);
+                self.submit(
+                    conn,
+                    PendingCommand {
+                        command,
+                        reply,
+                        orphaned_at: None,
+                    },
+                    now,
+                );
             }
             Request::Text { pairs, reply } => {
-                let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let refs: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
                 match conn.submit_text(&refs, now) {
                     Ok(itt) => {
                         self.replies.insert(itt, Reply::Text(reply));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(Error::BadResponse { ctx: conn.context().clone(), reason: e.to_string() }));
+                        let _ = reply.send(Err(Error::BadResponse {
+                            ctx: conn.context().clone(),
+                            reason: e.to_string(),
+                        }));
                     }
                 }
             }
@@ -495,7 +544,9 @@ impl Driver {
                     let _ = reply.send(result);
                 }
             }
-            Event::Target(TargetEvent::DroppingConnection { time2wait }) => self.time2wait = time2wait,
+            Event::Target(TargetEvent::DroppingConnection { time2wait }) => {
+                self.time2wait = time2wait
+            }
             Event::Target(TargetEvent::LogoutRequested { within }) => {
                 info!(?within, "target asked for logout; will reconnect");
             }
@@ -509,9 +560,14 @@ impl Driver {
                 let reconnect = !self.shutting_down;
                 let park = reconnect && !self.config.timeouts.replacement.is_zero();
                 for (itt, _) in unfinished {
-                    let Some(Reply::Command(p)) = self.replies.remove(&itt) else { continue };
+                    let Some(Reply::Command(p)) = self.replies.remove(&itt) else {
+                        continue;
+                    };
                     if park {
-                        self.parked.push_back(PendingCommand { orphaned_at: Some(Instant::now()), ..p });
+                        self.parked.push_back(PendingCommand {
+                            orphaned_at: Some(Instant::now()),
+                            ..p
+                        });
                         continue;
                     }
                     let failure = match &error {
@@ -529,7 +585,9 @@ impl Driver {
                 }
                 for (_, reply) in self.replies.drain() {
                     if let Reply::Text(r) = reply {
-                        let _ = r.send(Err(Error::Closed { ctx: conn.context().clone() }));
+                        let _ = r.send(Err(Error::Closed {
+                            ctx: conn.context().clone(),
+                        }));
                     }
                 }
                 if !reconnect {

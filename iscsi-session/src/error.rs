@@ -70,11 +70,17 @@ impl fmt::Display for CommandFailure {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("invalid configuration for {ctx}: {source}")]
-    Config { ctx: PathContext, source: ConfigError },
+    Config {
+        ctx: PathContext,
+        source: ConfigError,
+    },
     #[error("cannot connect to {ctx}: {reason}")]
     Connect { ctx: PathContext, reason: String },
     #[error("login to {ctx} refused: {status}")]
-    LoginRejected { ctx: PathContext, status: LoginStatus },
+    LoginRejected {
+        ctx: PathContext,
+        status: LoginStatus,
+    },
     #[error("CHAP authentication with {ctx} failed: {reason}")]
     Authentication { ctx: PathContext, reason: String },
     #[error("login to {ctx}: target refused CHAP algorithms {offered}")]
@@ -88,11 +94,28 @@ pub enum Error {
     #[error("{ctx}: connection lost: {reason}")]
     ConnectionLost { ctx: PathContext, reason: String },
     #[error("{ctx}: {what} timed out after {after:?}")]
-    Timeout { ctx: PathContext, what: &'static str, after: Duration },
+    Timeout {
+        ctx: PathContext,
+        what: &'static str,
+        after: Duration,
+    },
     #[error("{ctx} LUN {lun}: SCSI opcode {opcode:#04x} (ITT {itt}) {failure}")]
-    Command { ctx: PathContext, lun: Lun, itt: Itt, opcode: u8, failure: CommandFailure },
+    Command {
+        ctx: PathContext,
+        lun: Lun,
+        itt: Itt,
+        opcode: u8,
+        failure: CommandFailure,
+    },
     #[error("{ctx} LUN {lun}: SCSI opcode {opcode:#04x} (ITT {itt}) returned status {status:#04x}{}", sense_suffix(.sense))]
-    Scsi { ctx: PathContext, lun: Lun, itt: Itt, opcode: u8, status: u8, sense: Option<Bytes> },
+    Scsi {
+        ctx: PathContext,
+        lun: Lun,
+        itt: Itt,
+        opcode: u8,
+        status: u8,
+        sense: Option<Bytes>,
+    },
     #[error("{ctx}: unexpected answer: {reason}")]
     BadResponse { ctx: PathContext, reason: String },
     #[error("{ctx}: session closed")]
@@ -142,7 +165,9 @@ impl Error {
                 CommandFailure::ConnectionLost(_) | CommandFailure::Protocol(_) => {
                     Scsi::Transport(TransportFailure::ConnectionLost)
                 }
-                CommandFailure::TargetFailure(_) => Scsi::Transport(TransportFailure::TargetFailure),
+                CommandFailure::TargetFailure(_) => {
+                    Scsi::Transport(TransportFailure::TargetFailure)
+                }
                 CommandFailure::Rejected(_) => Scsi::Transport(TransportFailure::SessionFailure),
                 // Ended by a reset aimed at another task: nothing wrong with it.
                 CommandFailure::Reset => return FailureClass::RetrySamePath,

@@ -54,7 +54,10 @@ enum Security {
     /// We sent CHAP_A and wait for CHAP_A/CHAP_I/CHAP_C.
     AlgorithmsOffered,
     /// We answered (and challenged, for mutual CHAP) and wait for the verdict.
-    Responded { algorithm: ChapAlgorithm, ours: Option<OurChallenge> },
+    Responded {
+        algorithm: ChapAlgorithm,
+        ours: Option<OurChallenge>,
+    },
     /// Authentication done (or None agreed).
     Done,
 }
@@ -113,11 +116,17 @@ impl Login {
     }
 
     fn negotiation_error(&self, reason: impl Into<String>) -> Error {
-        Error::Negotiation { ctx: self.ctx(), reason: reason.into() }
+        Error::Negotiation {
+            ctx: self.ctx(),
+            reason: reason.into(),
+        }
     }
 
     fn auth_error(&self, reason: impl Into<String>) -> Error {
-        Error::Authentication { ctx: self.ctx(), reason: reason.into() }
+        Error::Authentication {
+            ctx: self.ctx(),
+            reason: reason.into(),
+        }
     }
 
     fn offer(&mut self, key: &str, value: &str) -> Result<(), Error> {
@@ -142,7 +151,9 @@ impl Login {
         }
         let methods = match &config.chap {
             // With mutual CHAP the target must prove itself: None is no option.
-            Some(ChapConfig { target: Some(_), .. }) => "CHAP",
+            Some(ChapConfig {
+                target: Some(_), ..
+            }) => "CHAP",
             Some(_) => "CHAP,None",
             None => "None",
         };
@@ -235,7 +246,9 @@ impl Login {
         match self.stage {
             Stage::Security => self.security_response(&resp),
             Stage::Operational => self.operational_response(&resp),
-            Stage::FullFeature => Err(self.negotiation_error("Login Response in full feature phase")),
+            Stage::FullFeature => {
+                Err(self.negotiation_error("Login Response in full feature phase"))
+            }
         }
     }
 
@@ -243,14 +256,20 @@ impl Login {
     /// CHAP_A list is how some targets reject an algorithm they do not know.
     fn failure(&self, status: LoginStatus) -> Error {
         if matches!(self.security, Security::AlgorithmsOffered) && status.is_initiator_error() {
-            return Error::ChapAlgorithmRejected { ctx: self.ctx(), offered: self.offered_algorithms() };
+            return Error::ChapAlgorithmRejected {
+                ctx: self.ctx(),
+                offered: self.offered_algorithms(),
+            };
         }
         if status == LoginStatus::AUTHENTICATION_FAILURE
             || (matches!(self.security, Security::Responded { .. }) && status.is_initiator_error())
         {
             return self.auth_error(format!("the target refused our credentials: {status}"));
         }
-        Error::LoginRejected { ctx: self.ctx(), status }
+        Error::LoginRejected {
+            ctx: self.ctx(),
+            status,
+        }
     }
 
     fn offered_algorithms(&self) -> String {
@@ -301,7 +320,12 @@ impl Login {
                         self.security = Security::AlgorithmsOffered;
                         return Ok(LoginStep::Send(self.send_outgoing(None)?));
                     }
-                    (Some("None") | None, Some(ChapConfig { target: Some(_), .. })) => {
+                    (
+                        Some("None") | None,
+                        Some(ChapConfig {
+                            target: Some(_), ..
+                        }),
+                    ) => {
                         return Err(self.auth_error("the target did not agree to mutual CHAP"));
                     }
                     (Some("None"), Some(_)) => {
@@ -311,7 +335,9 @@ impl Login {
                     }
                     (Some("None") | None, None) => {}
                     (Some(other), _) => {
-                        return Err(self.auth_error(format!("the target chose AuthMethod {other:?}")));
+                        return Err(
+                            self.auth_error(format!("the target chose AuthMethod {other:?}"))
+                        );
                     }
                     (None, Some(_)) => {
                         return Err(self.auth_error("the target did not agree to CHAP"));
@@ -334,22 +360,33 @@ impl Login {
             self.stage = Stage::Operational;
             self.negotiation.set_stage(Stage::Operational);
             self.offer_operational()?;
-            return Ok(LoginStep::Send(self.send_outgoing(Some(Stage::FullFeature))?));
+            return Ok(LoginStep::Send(
+                self.send_outgoing(Some(Stage::FullFeature))?,
+            ));
         }
-        Ok(LoginStep::Send(self.send_outgoing(Some(Stage::Operational))?))
+        Ok(LoginStep::Send(
+            self.send_outgoing(Some(Stage::Operational))?,
+        ))
     }
 
     /// Answers CHAP_A/CHAP_I/CHAP_C with CHAP_N/CHAP_R, and challenges the
     /// target in turn for mutual CHAP.
     fn answer_challenge(&mut self) -> Result<LoginStep, Error> {
-        let chap = self.config.chap.clone().ok_or_else(|| self.auth_error("CHAP without credentials"))?;
+        let chap = self
+            .config
+            .chap
+            .clone()
+            .ok_or_else(|| self.auth_error("CHAP without credentials"))?;
         let algorithm = self
             .agreed("CHAP_A")
             .and_then(|v| v.parse::<u64>().ok())
             .and_then(ChapAlgorithm::from_code)
             .filter(|a| chap.algorithms.contains(a));
         let Some(algorithm) = algorithm else {
-            return Err(Error::ChapAlgorithmRejected { ctx: self.ctx(), offered: self.offered_algorithms() });
+            return Err(Error::ChapAlgorithmRejected {
+                ctx: self.ctx(),
+                offered: self.offered_algorithms(),
+            });
         };
         let identifier = self
             .negotiation
@@ -387,9 +424,15 @@ impl Login {
             }
             None => None,
         };
-        debug!(algorithm = algorithm.name(), mutual = ours.is_some(), "answering the CHAP challenge");
+        debug!(
+            algorithm = algorithm.name(),
+            mutual = ours.is_some(),
+            "answering the CHAP challenge"
+        );
         self.security = Security::Responded { algorithm, ours };
-        Ok(LoginStep::Send(self.send_outgoing(Some(Stage::Operational))?))
+        Ok(LoginStep::Send(
+            self.send_outgoing(Some(Stage::Operational))?,
+        ))
     }
 
     /// Mutual CHAP: the target's CHAP_N must name it and its CHAP_R must
@@ -460,7 +503,10 @@ impl Login {
             }
             let pending = self.negotiation.pending_keys();
             if !pending.is_empty() {
-                debug!(?pending, "keys the target left unanswered keep their defaults");
+                debug!(
+                    ?pending,
+                    "keys the target left unanswered keep their defaults"
+                );
             }
             let params = self.outcome()?;
             if resp.tsih == 0 {
@@ -479,7 +525,9 @@ impl Login {
             }));
         }
         // The target is not ready: answer what it offered, ask again to move on.
-        Ok(LoginStep::Send(self.send_outgoing(Some(Stage::FullFeature))?))
+        Ok(LoginStep::Send(
+            self.send_outgoing(Some(Stage::FullFeature))?,
+        ))
     }
 
     /// The negotiated parameters, refusing outcomes we cannot honour.
@@ -487,7 +535,9 @@ impl Login {
         let params = self.negotiation.outcome();
         let op = &self.config.operational;
         if !params.data_pdu_in_order {
-            return Err(self.negotiation_error("the target requires DataPDUInOrder=No, which we do not support"));
+            return Err(self.negotiation_error(
+                "the target requires DataPDUInOrder=No, which we do not support",
+            ));
         }
         if params.error_recovery_level != 0 {
             return Err(self.negotiation_error(format!(
@@ -495,12 +545,18 @@ impl Login {
                 params.error_recovery_level
             )));
         }
-        let honoured = |pref: DigestPreference, got: Digest| pref != DigestPreference::Crc32c || got == Digest::Crc32c;
-        if !honoured(op.header_digest, params.header_digest) || !honoured(op.data_digest, params.data_digest) {
+        let honoured = |pref: DigestPreference, got: Digest| {
+            pref != DigestPreference::Crc32c || got == Digest::Crc32c
+        };
+        if !honoured(op.header_digest, params.header_digest)
+            || !honoured(op.data_digest, params.data_digest)
+        {
             return Err(self.negotiation_error("the target refused the CRC32C digests we require"));
         }
         if params.max_xmit_data_segment_length < 512 {
-            return Err(self.negotiation_error("the target declared a MaxRecvDataSegmentLength below 512"));
+            return Err(
+                self.negotiation_error("the target declared a MaxRecvDataSegmentLength below 512")
+            );
         }
         Ok(params)
     }
@@ -521,7 +577,10 @@ fn policy(config: &SessionConfig) -> Policy {
     let entries: [(&str, String); 14] = [
         ("HeaderDigest", digest_policy(op.header_digest).into()),
         ("DataDigest", digest_policy(op.data_digest).into()),
-        ("MaxRecvDataSegmentLength", op.max_recv_data_segment_length.to_string()),
+        (
+            "MaxRecvDataSegmentLength",
+            op.max_recv_data_segment_length.to_string(),
+        ),
         ("InitialR2T", yes_no(op.initial_r2t)),
         ("ImmediateData", yes_no(op.immediate_data)),
         ("MaxBurstLength", op.max_burst_length.to_string()),
@@ -549,8 +608,10 @@ fn yes_no(b: bool) -> String {
 }
 
 /// Limits for a text answer in full feature phase (SendTargets).
-pub(crate) const FULL_FEATURE_TEXT: TextLimits =
-    TextLimits { max_bytes: crate::connection::MAX_TEXT_RESPONSE, max_pairs: 65536 };
+pub(crate) const FULL_FEATURE_TEXT: TextLimits = TextLimits {
+    max_bytes: crate::connection::MAX_TEXT_RESPONSE,
+    max_pairs: 65536,
+};
 
 /// Encodes key=value pairs as a text data segment.
 pub(crate) fn encode_text(pairs: &[(&str, &str)]) -> Result<Bytes, TextError> {

@@ -14,8 +14,8 @@ use iscsi_proto::scsi::vpd::{
     UnitSerialNumber,
 };
 use iscsi_proto::scsi::{
-    self, Cdb, FailureClass, LuIdentity, ReadCapacity10, ReadCapacity16, ReportLuns,
-    SelectReport, StandardInquiry, UnmapDescriptor, UnmapParameterList, WriteSameFlags,
+    self, Cdb, FailureClass, LuIdentity, ReadCapacity10, ReadCapacity16, ReportLuns, SelectReport,
+    StandardInquiry, UnmapDescriptor, UnmapParameterList, WriteSameFlags,
 };
 use tracing::debug;
 
@@ -56,7 +56,10 @@ impl Geometry {
 
 impl Session {
     fn bad(&self, reason: impl Into<String>) -> Error {
-        Error::BadResponse { ctx: self.context().clone(), reason: reason.into() }
+        Error::BadResponse {
+            ctx: self.context().clone(),
+            reason: reason.into(),
+        }
     }
 
     /// Runs a command and turns any non-GOOD status into [`Error::Scsi`],
@@ -65,7 +68,10 @@ impl Session {
         let mut attempt = 0;
         loop {
             let outcome = self.execute(command.clone()).await?;
-            let sense = outcome.sense.as_deref().and_then(|s| scsi::Sense::parse(s).ok());
+            let sense = outcome
+                .sense
+                .as_deref()
+                .and_then(|s| scsi::Sense::parse(s).ok());
             let failure = scsi::CommandFailure::Status {
                 status: scsi::ScsiStatus::from_code(outcome.status),
                 sense,
@@ -74,10 +80,19 @@ impl Session {
                 return Ok(outcome);
             }
             attempt += 1;
-            if scsi::classify(&failure) == FailureClass::RetrySamePath && attempt <= SAME_PATH_RETRIES {
-                debug!(attempt, status = outcome.status, "retrying on the same path");
+            if scsi::classify(&failure) == FailureClass::RetrySamePath
+                && attempt <= SAME_PATH_RETRIES
+            {
+                debug!(
+                    attempt,
+                    status = outcome.status,
+                    "retrying on the same path"
+                );
                 // BUSY and TASK SET FULL want a moment; a UNIT ATTENTION does not.
-                if !matches!(&failure, scsi::CommandFailure::Status { sense: Some(_), .. }) {
+                if !matches!(
+                    &failure,
+                    scsi::CommandFailure::Status { sense: Some(_), .. }
+                ) {
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
                 }
                 continue;
@@ -95,18 +110,26 @@ impl Session {
 
     async fn read_command(&self, lun: Lun, cdb: Cdb, len: u32) -> Result<ReadData, Error> {
         let outcome = self
-            .execute_checked(Command::new(lun, cdb, Direction::Read { expected_len: len }))
+            .execute_checked(Command::new(
+                lun,
+                cdb,
+                Direction::Read { expected_len: len },
+            ))
             .await?;
         Ok(outcome.data)
     }
 
     pub async fn test_unit_ready(&self, lun: Lun) -> Result<(), Error> {
-        self.execute_checked(Command::new(lun, Cdb::test_unit_ready(), Direction::None)).await?;
+        self.execute_checked(Command::new(lun, Cdb::test_unit_ready(), Direction::None))
+            .await?;
         Ok(())
     }
 
     pub async fn inquiry(&self, lun: Lun) -> Result<StandardInquiry, Error> {
-        let data = self.read_command(lun, Cdb::inquiry(255), 255).await?.to_bytes();
+        let data = self
+            .read_command(lun, Cdb::inquiry(255), 255)
+            .await?
+            .to_bytes();
         StandardInquiry::parse(&data).map_err(|e| self.bad(format!("INQUIRY: {e}")))
     }
 
@@ -160,13 +183,20 @@ impl Session {
     /// READ CAPACITY(16), falling back to (10) for targets without it.
     pub async fn read_capacity(&self, lun: Lun) -> Result<ReadCapacity16, Error> {
         let rc16 = self
-            .read_command(lun, Cdb::read_capacity16(scsi::READ_CAPACITY_16_ALLOC_LEN), scsi::READ_CAPACITY_16_ALLOC_LEN)
+            .read_command(
+                lun,
+                Cdb::read_capacity16(scsi::READ_CAPACITY_16_ALLOC_LEN),
+                scsi::READ_CAPACITY_16_ALLOC_LEN,
+            )
             .await;
         match rc16 {
             Ok(data) => ReadCapacity16::parse(&data.to_bytes())
                 .map_err(|e| self.bad(format!("READ CAPACITY(16): {e}"))),
             Err(Error::Scsi { .. }) => {
-                let data = self.read_command(lun, Cdb::read_capacity10(), 8).await?.to_bytes();
+                let data = self
+                    .read_command(lun, Cdb::read_capacity10(), 8)
+                    .await?
+                    .to_bytes();
                 let rc10 = ReadCapacity10::parse(&data)
                     .map_err(|e| self.bad(format!("READ CAPACITY(10): {e}")))?;
                 let blocks = rc10
@@ -192,12 +222,18 @@ impl Session {
         let mut alloc = 4096u32;
         loop {
             let data = self
-                .read_command(Lun::default(), Cdb::report_luns(SelectReport::Standard, alloc), alloc)
+                .read_command(
+                    Lun::default(),
+                    Cdb::report_luns(SelectReport::Standard, alloc),
+                    alloc,
+                )
                 .await?
                 .to_bytes();
-            let report = ReportLuns::parse(&data).map_err(|e| self.bad(format!("REPORT LUNS: {e}")))?;
+            let report =
+                ReportLuns::parse(&data).map_err(|e| self.bad(format!("REPORT LUNS: {e}")))?;
             let needed = report.required_allocation_length();
-            if !report.is_truncated() || needed > u64::from(u32::MAX) || needed <= u64::from(alloc) {
+            if !report.is_truncated() || needed > u64::from(u32::MAX) || needed <= u64::from(alloc)
+            {
                 return Ok(report.luns);
             }
             alloc = needed as u32;
@@ -211,7 +247,11 @@ impl Session {
             .ok_or_else(|| self.bad(format!("LUN {number} cannot be addressed (above 16383)")))?;
         self.test_unit_ready(lun).await?;
         let geometry = self.geometry(lun).await?;
-        Ok(LunHandle { session: self.clone(), lun, geometry })
+        Ok(LunHandle {
+            session: self.clone(),
+            lun,
+            geometry,
+        })
     }
 
     /// Capacity, block sizes, provisioning and limits of a LUN.
@@ -297,23 +337,37 @@ impl LunHandle {
     /// Reads `blocks` blocks at `lba`; the data stays in the Data-In slices.
     pub fn read_command(&self, lba: u64, blocks: u32) -> Command {
         let len = blocks.saturating_mul(self.geometry.block_size);
-        Command::new(self.lun, Cdb::read(lba, blocks, false), Direction::Read { expected_len: len })
+        Command::new(
+            self.lun,
+            Cdb::read(lba, blocks, false),
+            Direction::Read { expected_len: len },
+        )
     }
 
     /// The WRITE for `data` at `lba` (whole blocks), as a replayable command.
     pub fn write_command(&self, lba: u64, data: Bytes, fua: bool) -> Result<Command, Error> {
         let bs = self.geometry.block_size as usize;
         if data.len() % bs != 0 || data.len() / bs > u32::MAX as usize {
-            return Err(self.session.bad(format!("write of {} bytes is not whole {bs}-byte blocks", data.len())));
+            return Err(self.session.bad(format!(
+                "write of {} bytes is not whole {bs}-byte blocks",
+                data.len()
+            )));
         }
         let blocks = (data.len() / bs) as u32;
-        Ok(Command::new(self.lun, Cdb::write(lba, blocks, fua), Direction::Write { data }))
+        Ok(Command::new(
+            self.lun,
+            Cdb::write(lba, blocks, fua),
+            Direction::Write { data },
+        ))
     }
 
     pub async fn read(&self, lba: u64, blocks: u32) -> Result<ReadData, Error> {
         self.check_range(lba, u64::from(blocks))?;
         let expected = blocks as usize * self.geometry.block_size as usize;
-        let outcome = self.session.execute_checked(self.read_command(lba, blocks)).await?;
+        let outcome = self
+            .session
+            .execute_checked(self.read_command(lba, blocks))
+            .await?;
         if outcome.data.len() != expected {
             return Err(self.session.bad(format!(
                 "read of {expected} bytes at block {lba} returned {}",
@@ -327,7 +381,10 @@ impl LunHandle {
     /// when this returns.
     pub async fn write(&self, lba: u64, data: Bytes, fua: bool) -> Result<(), Error> {
         let command = self.write_command(lba, data, fua)?;
-        self.check_range(lba, u64::from(command.expected_transfer_len() / self.geometry.block_size))?;
+        self.check_range(
+            lba,
+            u64::from(command.expected_transfer_len() / self.geometry.block_size),
+        )?;
         self.session.execute_checked(command).await?;
         Ok(())
     }
@@ -335,7 +392,11 @@ impl LunHandle {
     /// SYNCHRONIZE CACHE of the whole LUN.
     pub async fn flush(&self) -> Result<(), Error> {
         self.session
-            .execute_checked(Command::new(self.lun, Cdb::synchronize_cache(0, 0), Direction::None))
+            .execute_checked(Command::new(
+                self.lun,
+                Cdb::synchronize_cache(0, 0),
+                Direction::None,
+            ))
             .await?;
         Ok(())
     }
@@ -363,7 +424,13 @@ impl LunHandle {
         for chunk in descriptors.chunks(per_list) {
             let list = UnmapParameterList::new(chunk, self.geometry.max_unmap_descriptors)
                 .map_err(|e| self.session.bad(format!("UNMAP: {e}")))?;
-            let command = Command::new(self.lun, list.cdb(), Direction::Write { data: list.bytes().clone() });
+            let command = Command::new(
+                self.lun,
+                list.cdb(),
+                Direction::Write {
+                    data: list.bytes().clone(),
+                },
+            );
             self.session.execute_checked(command).await?;
         }
         Ok(())

@@ -27,18 +27,27 @@ pub struct PortalParseError {
 
 impl Portal {
     pub fn new(host: impl Into<String>, port: u16) -> Self {
-        Portal { host: host.into(), port }
+        Portal {
+            host: host.into(),
+            port,
+        }
     }
 
     /// The socket address when the host is an IP literal.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        self.host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, self.port))
+        self.host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.port))
     }
 }
 
 impl From<SocketAddr> for Portal {
     fn from(a: SocketAddr) -> Self {
-        Portal { host: a.ip().to_string(), port: a.port() }
+        Portal {
+            host: a.ip().to_string(),
+            port: a.port(),
+        }
     }
 }
 
@@ -59,15 +68,20 @@ impl FromStr for Portal {
     /// a `,tpgt` suffix (as SendTargets and iscsiadm print) is dropped. The
     /// syntax is the TargetAddress one, parsed by iscsi-proto.
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let address = TargetAddress::parse(input.trim())
-            .map_err(|e| PortalParseError { input: input.to_owned(), reason: e.to_string() })?;
+        let address = TargetAddress::parse(input.trim()).map_err(|e| PortalParseError {
+            input: input.to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(Portal::from(address))
     }
 }
 
 impl From<TargetAddress> for Portal {
     fn from(a: TargetAddress) -> Self {
-        Portal { host: a.host, port: a.port }
+        Portal {
+            host: a.host,
+            port: a.port,
+        }
     }
 }
 
@@ -85,12 +99,23 @@ mod tests {
         assert_eq!(p("fe80::1"), Portal::new("fe80::1", 3260));
         assert_eq!(p("10.0.0.1:3260,1"), Portal::new("10.0.0.1", 3260));
         assert_eq!(p("[::1]:3260,12"), Portal::new("::1", 3260));
-        assert_eq!(p("storage.example:3260"), Portal::new("storage.example", 3260));
+        assert_eq!(
+            p("storage.example:3260"),
+            Portal::new("storage.example", 3260)
+        );
     }
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", ":3260", "host:99999", "[::1", "[nope]:1", "a b:1", "[::1]x"] {
+        for bad in [
+            "",
+            ":3260",
+            "host:99999",
+            "[::1",
+            "[nope]:1",
+            "a b:1",
+            "[::1]x",
+        ] {
             assert!(bad.parse::<Portal>().is_err(), "{bad:?} accepted");
         }
     }
@@ -99,6 +124,9 @@ mod tests {
     fn display_brackets_ipv6() {
         assert_eq!(Portal::new("::1", 3260).to_string(), "[::1]:3260");
         assert_eq!(Portal::new("127.0.0.2", 3261).to_string(), "127.0.0.2:3261");
-        assert_eq!(Portal::new("::1", 5).socket_addr(), Some("[::1]:5".parse().unwrap()));
+        assert_eq!(
+            Portal::new("::1", 5).socket_addr(),
+            Some("[::1]:5".parse().unwrap())
+        );
     }
 }

@@ -39,7 +39,10 @@ impl Session {
             portal: config.portal.clone(),
             target: config.target_name.clone().unwrap_or_default(),
         };
-        config.validate().map_err(|source| Error::Config { ctx: ctx.clone(), source })?;
+        config.validate().map_err(|source| Error::Config {
+            ctx: ctx.clone(),
+            source,
+        })?;
         let mut config = config;
         // Fix the ISID now: redirects must not change it.
         config.isid = Some(config.isid());
@@ -56,7 +59,13 @@ impl Session {
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
         let driver = Driver::new(config, rx, status_tx, portal);
         tokio::spawn(driver.run(conn, io));
-        Ok(Session { inner: Arc::new(Inner { requests: tx, status: status_rx, ctx }) })
+        Ok(Session {
+            inner: Arc::new(Inner {
+                requests: tx,
+                status: status_rx,
+                ctx,
+            }),
+        })
     }
 
     /// The portal and target this session was configured for.
@@ -80,7 +89,9 @@ impl Session {
     }
 
     fn closed(&self) -> Error {
-        Error::Closed { ctx: self.inner.ctx.clone() }
+        Error::Closed {
+            ctx: self.inner.ctx.clone(),
+        }
     }
 
     /// Runs one command and returns its SCSI outcome, whatever the status: a
@@ -97,7 +108,10 @@ impl Session {
 
     /// A text exchange in full feature phase (e.g. `SendTargets=All`).
     pub async fn text(&self, pairs: &[(&str, &str)]) -> Result<Vec<KeyValue>, Error> {
-        let pairs = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let pairs = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let (reply, rx) = oneshot::channel();
         self.inner
             .requests
@@ -110,14 +124,24 @@ impl Session {
     /// Counters of the current connection.
     pub async fn stats(&self) -> Result<ConnectionStats, Error> {
         let (reply, rx) = oneshot::channel();
-        self.inner.requests.send(Request::Stats { reply }).await.map_err(|_| self.closed())?;
+        self.inner
+            .requests
+            .send(Request::Stats { reply })
+            .await
+            .map_err(|_| self.closed())?;
         rx.await.map_err(|_| self.closed())
     }
 
     /// Logs out and ends the session. Commands still in flight fail.
     pub async fn logout(&self) -> Result<(), Error> {
         let (reply, rx) = oneshot::channel();
-        if self.inner.requests.send(Request::Logout { reply }).await.is_err() {
+        if self
+            .inner
+            .requests
+            .send(Request::Logout { reply })
+            .await
+            .is_err()
+        {
             return Ok(());
         }
         rx.await.unwrap_or(Ok(()))

@@ -37,7 +37,11 @@ impl Transport {
         };
         // Commands are small and latency-bound: never wait for Nagle.
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        Ok(Transport { stream, out: VecDeque::new(), small: BytesMut::with_capacity(8192) })
+        Ok(Transport {
+            stream,
+            out: VecDeque::new(),
+            small: BytesMut::with_capacity(8192),
+        })
     }
 
     /// Moves everything the connection wants to send into the write queue.
@@ -66,8 +70,12 @@ impl Transport {
     /// Writes as much as the socket takes without blocking.
     pub fn try_flush(&mut self) -> io::Result<()> {
         while !self.out.is_empty() {
-            let slices: Vec<IoSlice<'_>> =
-                self.out.iter().take(MAX_IOV).map(|b| IoSlice::new(b)).collect();
+            let slices: Vec<IoSlice<'_>> = self
+                .out
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| IoSlice::new(b))
+                .collect();
             let mut written = match self.stream.try_write_vectored(&slices) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
                 Ok(n) => n,
@@ -75,7 +83,10 @@ impl Transport {
                 Err(e) => return Err(e),
             };
             while written > 0 {
-                let front = self.out.front_mut().expect("written bytes came from the queue");
+                let front = self
+                    .out
+                    .front_mut()
+                    .expect("written bytes came from the queue");
                 if written >= front.len() {
                     written -= front.len();
                     self.out.pop_front();

@@ -35,19 +35,34 @@ impl IscsiUrl {
     /// used when the URL carries a user but no password (secret from a file or
     /// the environment).
     pub fn chap(&self, fallback_secret: Option<&Secret>) -> Result<Option<ChapConfig>, UrlError> {
-        let Some(user) = &self.user else { return Ok(None) };
+        let Some(user) = &self.user else {
+            return Ok(None);
+        };
         let secret = self
             .password
             .clone()
             .or_else(|| fallback_secret.cloned())
             .ok_or_else(|| UrlError(format!("user {user:?} given without a CHAP secret")))?;
-        let initiator = ChapCredentials { username: user.clone(), secret };
-        let target = match (&self.target_user, &self.target_password) {
-            (Some(u), Some(p)) => Some(ChapCredentials { username: u.clone(), secret: p.clone() }),
-            (None, None) => None,
-            _ => return Err(UrlError("target_user and target_password go together".into())),
+        let initiator = ChapCredentials {
+            username: user.clone(),
+            secret,
         };
-        Ok(Some(ChapConfig { target, ..ChapConfig::one_way(initiator) }))
+        let target = match (&self.target_user, &self.target_password) {
+            (Some(u), Some(p)) => Some(ChapCredentials {
+                username: u.clone(),
+                secret: p.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(UrlError(
+                    "target_user and target_password go together".into(),
+                ));
+            }
+        };
+        Ok(Some(ChapConfig {
+            target,
+            ..ChapConfig::one_way(initiator)
+        }))
     }
 
     /// A session configuration for this volume's target.
@@ -108,7 +123,9 @@ impl FromStr for IscsiUrl {
         if matches!(&user, Some(u) if u.is_empty()) {
             return Err(UrlError("empty user name".into()));
         }
-        let portal: Portal = hostport.parse().map_err(|e: crate::portal::PortalParseError| UrlError(e.to_string()))?;
+        let portal: Portal = hostport
+            .parse()
+            .map_err(|e: crate::portal::PortalParseError| UrlError(e.to_string()))?;
         let path = path.trim_end_matches('/');
         let (target, lun) = if path.is_empty() {
             (None, None)
@@ -136,7 +153,11 @@ impl FromStr for IscsiUrl {
             target_password: None,
             header_digest: None,
         };
-        for arg in query.into_iter().flat_map(|q| q.split('&')).filter(|a| !a.is_empty()) {
+        for arg in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|a| !a.is_empty())
+        {
             let (k, v) = arg.split_once('=').unwrap_or((arg, ""));
             match k {
                 "target_user" => url.target_user = Some(v.to_owned()),
@@ -185,7 +206,10 @@ mod tests {
         assert_eq!(chap.initiator.secret.expose(), b"s3cret-pass");
         assert_eq!(chap.target.unwrap().secret.expose(), b"t4rget-pass");
         let shown = format!("{u} {u:?}");
-        assert!(!shown.contains("s3cret-pass") && !shown.contains("t4rget-pass"), "{shown}");
+        assert!(
+            !shown.contains("s3cret-pass") && !shown.contains("t4rget-pass"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -219,7 +243,9 @@ mod tests {
         ] {
             assert!(bad.parse::<IscsiUrl>().is_err(), "{bad} accepted");
         }
-        let err = "iscsi://u%topsecret@h:notaport/i/1".parse::<IscsiUrl>().unwrap_err();
+        let err = "iscsi://u%topsecret@h:notaport/i/1"
+            .parse::<IscsiUrl>()
+            .unwrap_err();
         assert!(!err.to_string().contains("topsecret"));
     }
 }

@@ -14,11 +14,12 @@ use bytes::{Bytes, BytesMut};
 use iscsi_proto::codec::{Digests, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
     AsyncEvent, AsyncMessage, BHS_LEN, DataIn, DataInStatus, Isid, Itt, LoginRequest,
-    LoginResponse, LoginStatus, LogoutRequest, LogoutResponse, LogoutResponseCode, Lun, NopIn,
-    Pdu, R2t, Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, ServiceResponse, Stage,
-    Ttt,
+    LoginResponse, LoginStatus, LogoutRequest, LogoutResponse, LogoutResponseCode, Lun, NopIn, Pdu,
+    R2t, Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, ServiceResponse, Stage, Ttt,
 };
-use iscsi_proto::text::{KeyValue, Negotiation, Role, TextLimits, encode_pairs, parse_pairs};
+use iscsi_proto::text::{
+    KeyValue, Negotiation, Policy, Role, TextLimits, encode_pairs, parse_pairs,
+};
 use iscsi_session::Portal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,7 +36,9 @@ pub struct ScriptedTarget {
 
 impl ScriptedTarget {
     pub async fn bind() -> ScriptedTarget {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a scripted target");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a scripted target");
         let addr = listener.local_addr().expect("local address");
         ScriptedTarget { listener, addr }
     }
@@ -62,6 +65,9 @@ impl ScriptedTarget {
 /// How the scripted target answers a login.
 #[derive(Debug, Clone)]
 pub struct LoginScript {
+    /// What the target supports: its answers are computed from it with the
+    /// key table's result functions.
+    pub policy: Policy,
     /// Answers forced for these keys instead of the computed ones.
     pub overrides: Vec<(String, String)>,
     /// Keys the target declares on its own (e.g. MaxRecvDataSegmentLength).
@@ -76,6 +82,7 @@ pub struct LoginScript {
 impl Default for LoginScript {
     fn default() -> Self {
         LoginScript {
+            policy: Policy::new(),
             overrides: Vec::new(),
             declarations: vec![("MaxRecvDataSegmentLength".into(), "262144".into())],
             window: 64,
@@ -195,13 +202,18 @@ impl ScriptedConnection {
     pub async fn send(&mut self, pdu: impl Into<Pdu>) {
         let pdu = pdu.into();
         let mut out = BytesMut::new();
-        self.encoder.encode(&pdu, &mut out).expect("the script built an unencodable PDU");
+        self.encoder
+            .encode(&pdu, &mut out)
+            .expect("the script built an unencodable PDU");
         self.send_raw(&out).await;
     }
 
     /// Writes bytes as they are (hostile-target tests).
     pub async fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write to the initiator");
+        self.stream
+            .write_all(bytes)
+            .await
+            .expect("write to the initiator");
     }
 
     /// Plays a login without authentication: answers the security stage with
@@ -216,7 +228,7 @@ impl ScriptedConnection {
         self.window = script.window.max(1);
         let mut req = first.clone();
         let mut offers = Vec::new();
-        let mut negotiation = Negotiation::new(Role::Target);
+        let mut negotiation = Negotiation::new(Role::Target, script.policy.clone());
         loop {
             let pairs = parse_pairs(&req.data, TextLimits::DEFAULT).expect("login text");
             let mut answers: Vec<KeyValue> = Vec::new();
@@ -228,9 +240,11 @@ impl ScriptedConnection {
                 }
                 _ => {
                     offers.extend(pairs.iter().cloned());
-                    let computed = negotiation
-                        .respond(&pairs)
+                    negotiation.set_stage(Stage::Operational);
+                    negotiation
+                        .receive(&pairs)
                         .expect("the initiator's offers are valid");
+                    let computed = negotiation.take_outgoing();
                     for kv in computed {
                         let forced = script.overrides.iter().find(|(k, _)| *k == kv.key);
                         match forced {
@@ -277,8 +291,11 @@ impl ScriptedConnection {
     /// Answers the next login request with a redirect to `address`.
     pub async fn redirect(&mut self, address: &str, permanent: bool) -> LoginRequest {
         let req = self.expect_login().await;
-        let status =
-            if permanent { LoginStatus::TARGET_MOVED_PERMANENTLY } else { LoginStatus::TARGET_MOVED_TEMPORARILY };
+        let status = if permanent {
+            LoginStatus::TARGET_MOVED_PERMANENTLY
+        } else {
+            LoginStatus::TARGET_MOVED_TEMPORARILY
+        };
         let data = encode_pairs(&[KeyValue::new("TargetAddress", address)]).expect("encode");
         let resp = self.login_failure(&req, status, Bytes::from(data));
         self.send(resp).await;
@@ -286,7 +303,12 @@ impl ScriptedConnection {
     }
 
     /// A Login Response refusing `req` with `status`.
-    pub fn login_failure(&mut self, req: &LoginRequest, status: LoginStatus, data: Bytes) -> LoginResponse {
+    pub fn login_failure(
+        &mut self,
+        req: &LoginRequest,
+        status: LoginStatus,
+        data: Bytes,
+    ) -> LoginResponse {
         LoginResponse {
             transit: false,
             continue_: false,
@@ -320,7 +342,13 @@ impl ScriptedConnection {
     }
 
     /// A SCSI Response to `cmd`.
-    pub fn response(&mut self, cmd: &ScsiCommand, status: u8, sense: Option<&[u8]>, residual: Residual) -> ScsiResponse {
+    pub fn response(
+        &mut self,
+        cmd: &ScsiCommand,
+        status: u8,
+        sense: Option<&[u8]>,
+        residual: Residual,
+    ) -> ScsiResponse {
         let data = match sense {
             Some(s) => {
                 let mut d = Vec::with_capacity(2 + s.len());
@@ -416,7 +444,14 @@ impl ScriptedConnection {
         }
     }
 
-    pub fn async_message(&mut self, event: AsyncEvent, p1: u16, p2: u16, p3: u16, data: Bytes) -> AsyncMessage {
+    pub fn async_message(
+        &mut self,
+        event: AsyncEvent,
+        p1: u16,
+        p2: u16,
+        p3: u16,
+        data: Bytes,
+    ) -> AsyncMessage {
         AsyncMessage {
             lun: Lun::default(),
             stat_sn: self.next_stat_sn(),
@@ -434,7 +469,9 @@ impl ScriptedConnection {
     /// A Reject of `rejected`, carrying its header as RFC 7143 §11.17 says.
     pub fn reject(&mut self, rejected: &Pdu, reason: RejectReason) -> Reject {
         let mut header = BytesMut::new();
-        rejected.encode_header(&mut header).expect("encode the rejected header");
+        rejected
+            .encode_header(&mut header)
+            .expect("encode the rejected header");
         header.truncate(BHS_LEN);
         Reject {
             reason,

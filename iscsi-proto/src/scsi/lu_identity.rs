@@ -79,7 +79,10 @@ impl LuIdentity {
         if serial.serial.is_empty() || serial.truncated {
             return None;
         }
-        Some(LuIdentity { kind: LuIdentityKind::UnitSerial, bytes: serial.serial.as_bytes().to_vec() })
+        Some(LuIdentity {
+            kind: LuIdentityKind::UnitSerial,
+            bytes: serial.serial.as_bytes().to_vec(),
+        })
     }
 
     /// Kind of designator this identity comes from.
@@ -100,7 +103,9 @@ impl fmt::Display for LuIdentity {
             LuIdentityKind::Naa => write!(f, "naa.{}", hex_string(&self.bytes)),
             LuIdentityKind::Eui64 => write!(f, "eui.{}", hex_string(&self.bytes)),
             LuIdentityKind::ScsiNameString => f.write_str(&String::from_utf8_lossy(&self.bytes)),
-            LuIdentityKind::UnitSerial => write!(f, "serial.{}", String::from_utf8_lossy(&self.bytes)),
+            LuIdentityKind::UnitSerial => {
+                write!(f, "serial.{}", String::from_utf8_lossy(&self.bytes))
+            }
             LuIdentityKind::T10VendorId => {
                 let (vendor, specific) = self.bytes.split_at(self.bytes.len().min(8));
                 write!(
@@ -200,11 +205,26 @@ mod tests {
 
     #[test]
     fn unit_serial_fallback() {
-        let serial = UnitSerialNumber { serial: "beaf11".into(), truncated: false };
+        let serial = UnitSerialNumber {
+            serial: "beaf11".into(),
+            truncated: false,
+        };
         let id = LuIdentity::from_unit_serial(&serial).unwrap();
         assert_eq!(id.kind(), LuIdentityKind::UnitSerial);
         assert_eq!(id.to_string(), "serial.beaf11");
-        assert_eq!(LuIdentity::from_unit_serial(&UnitSerialNumber { serial: String::new(), truncated: false }), None);
-        assert_eq!(LuIdentity::from_unit_serial(&UnitSerialNumber { serial: "x".into(), truncated: true }), None);
+        assert_eq!(
+            LuIdentity::from_unit_serial(&UnitSerialNumber {
+                serial: String::new(),
+                truncated: false
+            }),
+            None
+        );
+        assert_eq!(
+            LuIdentity::from_unit_serial(&UnitSerialNumber {
+                serial: "x".into(),
+                truncated: true
+            }),
+            None
+        );
     }
 }

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use iscsi_proto::pdu::{
-    AsyncEvent, AsyncMessage, DataIn, Itt, NopIn, NopOut, Opcode, Pdu, R2t, Reject,
-    ScsiResponse, TaskMgmtResponse, TextRequest, TextResponse, TmfFunction, TmfResponse,
+    AsyncEvent, AsyncMessage, DataIn, Itt, NopIn, NopOut, Opcode, Pdu, R2t, Reject, ScsiResponse,
+    TaskMgmtResponse, TextRequest, TextResponse, TmfFunction, TmfResponse,
 };
 use iscsi_proto::text::KeyValue;
 use tracing::{debug, info, warn};
@@ -43,7 +43,10 @@ impl Connection {
             Pdu::Reject(r) => self.on_reject(r),
             other => {
                 let reason = format!("unexpected {} in full feature phase", other.opcode());
-                self.fail(Error::Protocol { ctx: self.ctx.clone(), reason });
+                self.fail(Error::Protocol {
+                    ctx: self.ctx.clone(),
+                    reason,
+                });
             }
         }
         self.send_waiting();
@@ -53,7 +56,10 @@ impl Connection {
         // At ERL 0 a target that breaks a data sequence leaves the connection in
         // an unknown state: drop it, every unfinished command is replayed.
         let reason = format!("task {itt}: {failure}");
-        self.fail(Error::Protocol { ctx: self.ctx.clone(), reason });
+        self.fail(Error::Protocol {
+            ctx: self.ctx.clone(),
+            reason,
+        });
     }
 
     fn on_scsi_response(&mut self, resp: ScsiResponse) {
@@ -63,7 +69,10 @@ impl Connection {
             return;
         };
         let TaskKind::Scsi(scsi) = &mut task.kind else {
-            return self.protocol_violation(itt, CommandFailure::Protocol("SCSI Response for a non-SCSI task".into()));
+            return self.protocol_violation(
+                itt,
+                CommandFailure::Protocol("SCSI Response for a non-SCSI task".into()),
+            );
         };
         let result = scsi.on_response(resp);
         self.complete_command(itt, result);
@@ -76,7 +85,10 @@ impl Connection {
             return;
         };
         let TaskKind::Scsi(scsi) = &mut task.kind else {
-            return self.protocol_violation(itt, CommandFailure::Protocol("Data-In for a non-SCSI task".into()));
+            return self.protocol_violation(
+                itt,
+                CommandFailure::Protocol("Data-In for a non-SCSI task".into()),
+            );
         };
         match scsi.on_data_in(din) {
             Ok(DataInStep::Continue) => {}
@@ -93,7 +105,10 @@ impl Connection {
             return;
         };
         let TaskKind::Scsi(scsi) = &mut task.kind else {
-            return self.protocol_violation(itt, CommandFailure::Protocol("R2T for a non-SCSI task".into()));
+            return self.protocol_violation(
+                itt,
+                CommandFailure::Protocol("R2T for a non-SCSI task".into()),
+            );
         };
         if let Err(failure) = scsi.answer_r2t(&r2t, exp_stat_sn, &self.params, &mut self.outgoing) {
             self.protocol_violation(itt, failure);
@@ -130,12 +145,26 @@ impl Connection {
             debug!(itt = %resp.itt, "task management response for an unknown task");
             return;
         };
-        let TaskKind::TaskManagement { function, lun, referenced } = task.kind else {
+        let TaskKind::TaskManagement {
+            function,
+            lun,
+            referenced,
+        } = task.kind
+        else {
             return;
         };
-        let done = matches!(resp.response, TmfResponse::FunctionComplete | TmfResponse::TaskDoesNotExist);
+        let done = matches!(
+            resp.response,
+            TmfResponse::FunctionComplete | TmfResponse::TaskDoesNotExist
+        );
         if !done {
-            return self.task_management_failed(function, lun, referenced, "refused by the target", now);
+            return self.task_management_failed(
+                function,
+                lun,
+                referenced,
+                "refused by the target",
+                now,
+            );
         }
         match function {
             TmfFunction::AbortTask => {
@@ -186,7 +215,10 @@ impl Connection {
             return;
         };
         let TaskKind::Text { purpose, received } = &mut task.kind else {
-            return self.protocol_violation(itt, CommandFailure::Protocol("Text Response for a non-text task".into()));
+            return self.protocol_violation(
+                itt,
+                CommandFailure::Protocol("Text Response for a non-text task".into()),
+            );
         };
         if received.len() + resp.data.len() > MAX_TEXT_RESPONSE {
             return self.protocol_violation(
@@ -216,7 +248,10 @@ impl Connection {
         let parsed = crate::login::decode_text(&received)
             .map_err(|e| CommandFailure::Protocol(format!("text response: {e}")));
         match purpose {
-            TextPurpose::User => self.events.push_back(Event::TextComplete { task: itt, result: parsed }),
+            TextPurpose::User => self.events.push_back(Event::TextComplete {
+                task: itt,
+                result: parsed,
+            }),
             TextPurpose::Renegotiation => match parsed {
                 Ok(pairs) => self.apply_renegotiation(&pairs),
                 Err(e) => warn!(error = %e, "renegotiation answer unreadable"),
@@ -233,7 +268,9 @@ impl Connection {
                         self.encoder.configure(self.encoder.digests(), v);
                         info!(value = v, "target renegotiated MaxRecvDataSegmentLength");
                     }
-                    _ => warn!(value = %value, "ignoring invalid renegotiated MaxRecvDataSegmentLength"),
+                    _ => {
+                        warn!(value = %value, "ignoring invalid renegotiated MaxRecvDataSegmentLength")
+                    }
                 }
             }
         }
@@ -249,28 +286,42 @@ impl Connection {
                     }
                     _ => Bytes::new(),
                 };
-                self.events.push_back(Event::Target(TargetEvent::ScsiEvent { lun: msg.lun, sense }));
+                self.events.push_back(Event::Target(TargetEvent::ScsiEvent {
+                    lun: msg.lun,
+                    sense,
+                }));
             }
             AsyncEvent::LogoutRequest => {
                 let within = secs(msg.parameter3);
                 info!(?within, "target requests logout");
-                self.events.push_back(Event::Target(TargetEvent::LogoutRequested { within }));
+                self.events
+                    .push_back(Event::Target(TargetEvent::LogoutRequested { within }));
                 if matches!(self.phase, Phase::FullFeature) {
                     // Leave some of the target's grace period for the logout itself.
                     let budget = within.min(self.config.timeouts.command) / 2;
-                    self.phase = Phase::Draining { deadline: now + budget };
+                    self.phase = Phase::Draining {
+                        deadline: now + budget,
+                    };
                     self.maybe_finish_draining();
                 }
             }
             AsyncEvent::DropConnection | AsyncEvent::DropAllConnections => {
                 let time2wait = secs(msg.parameter2);
-                self.events.push_back(Event::Target(TargetEvent::DroppingConnection { time2wait }));
+                self.events
+                    .push_back(Event::Target(TargetEvent::DroppingConnection { time2wait }));
                 let reason = format!("target dropped the connection ({:?})", msg.event);
-                self.fail(Error::ConnectionLost { ctx: self.ctx.clone(), reason });
+                self.fail(Error::ConnectionLost {
+                    ctx: self.ctx.clone(),
+                    reason,
+                });
             }
             AsyncEvent::RenegotiateParameters => {
                 let ours = self.params.max_recv_data_segment_length.to_string();
-                self.start_text(&[("MaxRecvDataSegmentLength", &ours)], TextPurpose::Renegotiation, now);
+                self.start_text(
+                    &[("MaxRecvDataSegmentLength", &ours)],
+                    TextPurpose::Renegotiation,
+                    now,
+                );
             }
             AsyncEvent::Other(code) => debug!(code, "vendor asynchronous event ignored"),
         }
@@ -297,7 +348,13 @@ impl Connection {
             }
             Some(Opcode::TextRequest) => {
                 if let Some(task) = self.remove_task(itt)
-                    && matches!(task.kind, TaskKind::Text { purpose: TextPurpose::User, .. })
+                    && matches!(
+                        task.kind,
+                        TaskKind::Text {
+                            purpose: TextPurpose::User,
+                            ..
+                        }
+                    )
                 {
                     self.events.push_back(Event::TextComplete {
                         task: itt,
@@ -307,7 +364,10 @@ impl Connection {
             }
             Some(Opcode::TaskMgmtRequest) | Some(Opcode::LogoutRequest) | Some(_) => {
                 let reason = format!("target rejected our {opcode:?} ({:?})", reject.reason);
-                self.fail(Error::Protocol { ctx: self.ctx.clone(), reason });
+                self.fail(Error::Protocol {
+                    ctx: self.ctx.clone(),
+                    reason,
+                });
             }
         }
     }

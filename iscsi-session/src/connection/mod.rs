@@ -50,7 +50,9 @@ enum Phase {
     Login(Box<Login>),
     FullFeature,
     /// The target asked for a logout: finish what is in flight, then log out.
-    Draining { deadline: Instant },
+    Draining {
+        deadline: Instant,
+    },
     LoggingOut,
     Closed,
 }
@@ -223,7 +225,10 @@ impl Connection {
                 Ok(None) => break,
                 Err(e) => {
                     let reason = format!("undecodable PDU: {e}");
-                    self.fail(Error::Protocol { ctx: self.ctx.clone(), reason });
+                    self.fail(Error::Protocol {
+                        ctx: self.ctx.clone(),
+                        reason,
+                    });
                 }
             }
         }
@@ -234,8 +239,14 @@ impl Connection {
         if !matches!(self.phase, Phase::Closed) {
             let reason = reason.into();
             let err = match self.phase {
-                Phase::Login(_) => Error::Connect { ctx: self.ctx.clone(), reason },
-                _ => Error::ConnectionLost { ctx: self.ctx.clone(), reason },
+                Phase::Login(_) => Error::Connect {
+                    ctx: self.ctx.clone(),
+                    reason,
+                },
+                _ => Error::ConnectionLost {
+                    ctx: self.ctx.clone(),
+                    reason,
+                },
             };
             self.fail(err);
         }
@@ -254,7 +265,10 @@ impl Connection {
                     // We built a PDU the negotiated limits do not allow: a bug on
                     // our side, but the session must fail cleanly, not panic.
                     let reason = format!("cannot encode our own {}: {e}", pdu.opcode());
-                    self.fail(Error::Protocol { ctx: self.ctx.clone(), reason });
+                    self.fail(Error::Protocol {
+                        ctx: self.ctx.clone(),
+                        reason,
+                    });
                 }
             }
         }
@@ -309,13 +323,21 @@ impl Connection {
                 Phase::Login(_) => self.config.timeouts.login,
                 _ => self.config.timeouts.logout,
             };
-            self.fail(Error::Timeout { ctx: self.ctx.clone(), what, after });
+            self.fail(Error::Timeout {
+                ctx: self.ctx.clone(),
+                what,
+                after,
+            });
             return;
         }
         if let Some((_, dead_at)) = self.ping {
             if now >= dead_at {
                 let after = self.config.timeouts.nop_timeout;
-                self.fail(Error::Timeout { ctx: self.ctx.clone(), what: "NOP-Out ping", after });
+                self.fail(Error::Timeout {
+                    ctx: self.ctx.clone(),
+                    what: "NOP-Out ping",
+                    after,
+                });
                 return;
             }
         } else if self.keepalive_enabled()
@@ -370,8 +392,13 @@ impl Connection {
 
     fn start_text(&mut self, pairs: &[(&str, &str)], purpose: TextPurpose, now: Instant) -> Itt {
         let deadline = now + self.config.timeouts.command;
-        let itt =
-            self.add_task(TaskKind::Text { purpose, received: Vec::new() }, Some(deadline));
+        let itt = self.add_task(
+            TaskKind::Text {
+                purpose,
+                received: Vec::new(),
+            },
+            Some(deadline),
+        );
         let data = match crate::login::encode_text(pairs) {
             Ok(data) => data,
             Err(e) => {
@@ -379,7 +406,9 @@ impl Connection {
                 self.remove_task(itt);
                 self.events.push_back(Event::TextComplete {
                     task: itt,
-                    result: Err(CommandFailure::Protocol(format!("invalid text request: {e}"))),
+                    result: Err(CommandFailure::Protocol(format!(
+                        "invalid text request: {e}"
+                    ))),
                 });
                 return itt;
             }
@@ -427,7 +456,14 @@ impl Connection {
         if let Some(at) = deadline {
             self.deadlines.insert((at, itt));
         }
-        self.tasks.insert(itt, Task { kind, seq, deadline });
+        self.tasks.insert(
+            itt,
+            Task {
+                kind,
+                seq,
+                deadline,
+            },
+        );
         itt
     }
 
@@ -452,10 +488,16 @@ impl Connection {
             return;
         }
         while self.in_flight < self.config.queue_depth as usize && self.seq.window_open() {
-            let Some(itt) = self.waiting.pop_front() else { break };
+            let Some(itt) = self.waiting.pop_front() else {
+                break;
+            };
             let cmd_sn = self.seq.take_cmd_sn();
             let exp_stat_sn = self.seq.exp_stat_sn;
-            let Some(Task { kind: TaskKind::Scsi(task), .. }) = self.tasks.get_mut(&itt) else {
+            let Some(Task {
+                kind: TaskKind::Scsi(task),
+                ..
+            }) = self.tasks.get_mut(&itt)
+            else {
                 continue;
             };
             task.command_pdus(itt, cmd_sn, exp_stat_sn, &self.params, &mut self.outgoing);
@@ -463,7 +505,11 @@ impl Connection {
         }
     }
 
-    fn complete_command(&mut self, itt: Itt, result: Result<crate::command::CommandOutcome, CommandFailure>) {
+    fn complete_command(
+        &mut self,
+        itt: Itt,
+        result: Result<crate::command::CommandOutcome, CommandFailure>,
+    ) {
         if self.remove_task(itt).is_none() {
             return;
         }
@@ -471,7 +517,8 @@ impl Connection {
             Ok(_) => self.stats.commands_completed += 1,
             Err(_) => self.stats.commands_failed += 1,
         }
-        self.events.push_back(Event::CommandComplete { task: itt, result });
+        self.events
+            .push_back(Event::CommandComplete { task: itt, result });
         self.send_waiting();
         self.maybe_finish_draining();
     }
@@ -491,25 +538,46 @@ impl Connection {
         }));
     }
 
-    fn send_task_management(&mut self, function: TmfFunction, lun: Lun, referenced: Option<Itt>, now: Instant) {
-        let (ref_itt, ref_cmd_sn) = match referenced.and_then(|r| self.tasks.get(&r).map(|t| (r, t))) {
-            Some((r, Task { kind: TaskKind::Scsi(s), .. })) => (r, s.cmd_sn.unwrap_or(0)),
-            _ => (Itt::RESERVED, 0),
-        };
+    fn send_task_management(
+        &mut self,
+        function: TmfFunction,
+        lun: Lun,
+        referenced: Option<Itt>,
+        now: Instant,
+    ) {
+        let (ref_itt, ref_cmd_sn) =
+            match referenced.and_then(|r| self.tasks.get(&r).map(|t| (r, t))) {
+                Some((
+                    r,
+                    Task {
+                        kind: TaskKind::Scsi(s),
+                        ..
+                    },
+                )) => (r, s.cmd_sn.unwrap_or(0)),
+                _ => (Itt::RESERVED, 0),
+            };
         let deadline = now + self.config.timeouts.task_management;
-        let itt = self.add_task(TaskKind::TaskManagement { function, lun, referenced }, Some(deadline));
+        let itt = self.add_task(
+            TaskKind::TaskManagement {
+                function,
+                lun,
+                referenced,
+            },
+            Some(deadline),
+        );
         self.stats.aborts += 1;
-        self.outgoing.push_back(Pdu::TaskMgmtRequest(TaskMgmtRequest {
-            immediate: true,
-            function,
-            lun,
-            itt,
-            referenced_task_tag: ref_itt,
-            cmd_sn: self.seq.cmd_sn,
-            exp_stat_sn: self.seq.exp_stat_sn,
-            ref_cmd_sn,
-            exp_data_sn: 0,
-        }));
+        self.outgoing
+            .push_back(Pdu::TaskMgmtRequest(TaskMgmtRequest {
+                immediate: true,
+                function,
+                lun,
+                itt,
+                referenced_task_tag: ref_itt,
+                cmd_sn: self.seq.cmd_sn,
+                exp_stat_sn: self.seq.exp_stat_sn,
+                ref_cmd_sn,
+                exp_data_sn: 0,
+            }));
     }
 
     fn send_logout(&mut self, now: Instant) {
@@ -535,7 +603,9 @@ impl Connection {
 
     /// A task's deadline passed.
     fn task_timed_out(&mut self, itt: Itt, now: Instant) {
-        let Some(task) = self.tasks.get_mut(&itt) else { return };
+        let Some(task) = self.tasks.get_mut(&itt) else {
+            return;
+        };
         task.deadline = None;
         match &mut task.kind {
             TaskKind::Scsi(s) if s.cmd_sn.is_none() => {
@@ -548,7 +618,11 @@ impl Connection {
                 warn!(%itt, lun = %lun, opcode = s.command.opcode(), "command timed out, aborting task");
                 self.send_task_management(TmfFunction::AbortTask, lun, Some(itt), now);
             }
-            TaskKind::TaskManagement { function, lun, referenced } => {
+            TaskKind::TaskManagement {
+                function,
+                lun,
+                referenced,
+            } => {
                 let (function, lun, referenced) = (*function, *lun, *referenced);
                 self.remove_task(itt);
                 self.task_management_failed(function, lun, referenced, "timed out", now);
@@ -580,7 +654,11 @@ impl Connection {
             self.send_task_management(TmfFunction::LogicalUnitReset, lun, referenced, now);
         } else {
             let after = self.config.timeouts.task_management;
-            self.fail(Error::Timeout { ctx: self.ctx.clone(), what: "task management", after });
+            self.fail(Error::Timeout {
+                ctx: self.ctx.clone(),
+                what: "task management",
+                after,
+            });
         }
     }
 
@@ -609,9 +687,13 @@ impl Connection {
         for (itt, task) in tasks {
             match task.kind {
                 TaskKind::Scsi(s) => unfinished.push((itt, s.command)),
-                TaskKind::Text { purpose: TextPurpose::User, .. } => {
-                    self.events.push_back(Event::TextComplete { task: itt, result: Err(failure.clone()) })
-                }
+                TaskKind::Text {
+                    purpose: TextPurpose::User,
+                    ..
+                } => self.events.push_back(Event::TextComplete {
+                    task: itt,
+                    result: Err(failure.clone()),
+                }),
                 _ => {}
             }
         }
@@ -625,8 +707,10 @@ impl Connection {
             header: params.header_digest == Digest::Crc32c,
             data: params.data_digest == Digest::Crc32c,
         };
-        self.decoder.configure(digests, params.max_recv_data_segment_length);
-        self.encoder.configure(digests, params.max_xmit_data_segment_length);
+        self.decoder
+            .configure(digests, params.max_recv_data_segment_length);
+        self.encoder
+            .configure(digests, params.max_xmit_data_segment_length);
         self.params = params.clone();
         self.tsih = tsih;
         self.events.push_back(Event::LoggedIn { params, tsih });
@@ -638,7 +722,10 @@ impl Connection {
                 let Pdu::LoginResponse(resp) = pdu else {
                     self.phase = Phase::Login(login);
                     let reason = format!("{} during login", pdu.opcode());
-                    return self.fail(Error::Protocol { ctx: self.ctx.clone(), reason });
+                    return self.fail(Error::Protocol {
+                        ctx: self.ctx.clone(),
+                        reason,
+                    });
                 };
                 match login.handle_response(resp) {
                     Ok(LoginStep::Send(req)) => {
@@ -658,7 +745,8 @@ impl Connection {
                         self.apply_login_result(done.params, done.tsih);
                     }
                     Ok(LoginStep::Redirect { portal, permanent }) => {
-                        self.events.push_back(Event::Redirected { portal, permanent });
+                        self.events
+                            .push_back(Event::Redirected { portal, permanent });
                         self.phase = Phase::Login(login);
                         self.close_with(None);
                     }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use iscsi_proto::pdu::{
-    DataIn, DataOut, Itt, Pdu, Residual, ScsiCommand, ScsiResponse, ServiceResponse, Ttt, R2t,
+    DataIn, DataOut, Itt, Pdu, R2t, Residual, ScsiCommand, ScsiResponse, ServiceResponse, Ttt,
 };
 
 use crate::command::{Command, CommandOutcome, Direction, ReadData};
@@ -62,8 +62,16 @@ impl ScsiTask {
         };
         let segment = params.max_xmit_data_segment_length as usize;
         let first_burst = (params.first_burst_length as usize).min(payload.len());
-        let immediate_len = if params.immediate_data { first_burst.min(segment) } else { 0 };
-        let unsolicited_end = if params.initial_r2t { immediate_len } else { first_burst };
+        let immediate_len = if params.immediate_data {
+            first_burst.min(segment)
+        } else {
+            0
+        };
+        let unsolicited_end = if params.initial_r2t {
+            immediate_len
+        } else {
+            first_burst
+        };
         let has_unsolicited_data_out = unsolicited_end > immediate_len;
         out.extend([Pdu::ScsiCommand(ScsiCommand {
             immediate: false,
@@ -86,7 +94,12 @@ impl ScsiTask {
                 immediate_len,
                 unsolicited_end,
                 segment,
-                DataOutIds { lun: self.command.lun, itt, ttt: Ttt::RESERVED, exp_stat_sn },
+                DataOutIds {
+                    lun: self.command.lun,
+                    itt,
+                    ttt: Ttt::RESERVED,
+                    exp_stat_sn,
+                },
                 out,
             );
         }
@@ -101,7 +114,9 @@ impl ScsiTask {
         out: &mut impl Extend<Pdu>,
     ) -> Result<(), CommandFailure> {
         let Direction::Write { data } = &self.command.direction else {
-            return Err(CommandFailure::Protocol("R2T for a command that writes nothing".into()));
+            return Err(CommandFailure::Protocol(
+                "R2T for a command that writes nothing".into(),
+            ));
         };
         if r2t.r2t_sn != self.next_r2t_sn {
             return Err(CommandFailure::Protocol(format!(
@@ -125,7 +140,12 @@ impl ScsiTask {
             start,
             end,
             params.max_xmit_data_segment_length as usize,
-            DataOutIds { lun: self.command.lun, itt: r2t.itt, ttt: r2t.ttt, exp_stat_sn },
+            DataOutIds {
+                lun: self.command.lun,
+                itt: r2t.itt,
+                ttt: r2t.ttt,
+                exp_stat_sn,
+            },
             out,
         );
         Ok(())
@@ -134,7 +154,9 @@ impl ScsiTask {
     /// Takes one Data-In: checks order and bounds, keeps the payload slice.
     pub fn on_data_in(&mut self, din: DataIn) -> Result<DataInStep, CommandFailure> {
         let Direction::Read { expected_len } = self.command.direction else {
-            return Err(CommandFailure::Protocol("Data-In for a command that reads nothing".into()));
+            return Err(CommandFailure::Protocol(
+                "Data-In for a command that reads nothing".into(),
+            ));
         };
         if din.data_sn != self.next_data_sn {
             return Err(CommandFailure::Protocol(format!(
@@ -181,7 +203,12 @@ impl ScsiTask {
         {
             data.truncate((*expected_len).saturating_sub(short) as usize);
         }
-        Ok(CommandOutcome { status: resp.status, sense, data, residual: resp.residual })
+        Ok(CommandOutcome {
+            status: resp.status,
+            sense,
+            data,
+            residual: resp.residual,
+        })
     }
 }
 
@@ -241,7 +268,11 @@ mod tests {
 
     fn write_task(len: usize) -> ScsiTask {
         let data = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
-        ScsiTask::new(Command::new(Lun::from_number(1).unwrap(), Cdb::write(0, 12, false), Direction::Write { data }))
+        ScsiTask::new(Command::new(
+            Lun::from_number(1).unwrap(),
+            Cdb::write(0, 12, false),
+            Direction::Write { data },
+        ))
     }
 
     fn data_outs(pdus: &[Pdu]) -> Vec<(u32, usize, u32, bool)> {
@@ -258,20 +289,36 @@ mod tests {
         let mut t = write_task(6000);
         let mut out = Vec::new();
         t.command_pdus(Itt(1), 5, 9, &params(), &mut out);
-        let Pdu::ScsiCommand(cmd) = &out[0] else { panic!() };
+        let Pdu::ScsiCommand(cmd) = &out[0] else {
+            panic!()
+        };
         assert_eq!(cmd.data.len(), 1000);
         assert!(!cmd.final_);
         assert_eq!(cmd.expected_data_transfer_length, 6000);
-        assert_eq!(data_outs(&out), vec![(1000, 1000, 0, false), (2000, 500, 1, true)]);
+        assert_eq!(
+            data_outs(&out),
+            vec![(1000, 1000, 0, false), (2000, 500, 1, true)]
+        );
     }
 
     #[test]
     fn initial_r2t_yes_sends_only_immediate() {
         let mut t = write_task(6000);
         let mut out = Vec::new();
-        t.command_pdus(Itt(1), 5, 9, &OperationalParams { initial_r2t: true, ..params() }, &mut out);
+        t.command_pdus(
+            Itt(1),
+            5,
+            9,
+            &OperationalParams {
+                initial_r2t: true,
+                ..params()
+            },
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
-        let Pdu::ScsiCommand(cmd) = &out[0] else { panic!() };
+        let Pdu::ScsiCommand(cmd) = &out[0] else {
+            panic!()
+        };
         assert!(cmd.final_);
         assert_eq!(cmd.data.len(), 1000);
     }
@@ -293,22 +340,40 @@ mod tests {
             desired_data_transfer_length: len,
         };
         let mut out = Vec::new();
-        t.answer_r2t(&r2t(0, 2500, 2500), 9, &params(), &mut out).unwrap();
+        t.answer_r2t(&r2t(0, 2500, 2500), 9, &params(), &mut out)
+            .unwrap();
         assert_eq!(
             data_outs(&out),
-            vec![(2500, 1000, 0, false), (3500, 1000, 1, false), (4500, 500, 2, true)]
+            vec![
+                (2500, 1000, 0, false),
+                (3500, 1000, 1, false),
+                (4500, 500, 2, true)
+            ]
         );
         // Beyond the buffer, beyond MaxBurstLength, out of order: refused.
-        assert!(t.answer_r2t(&r2t(1, 5000, 1001), 9, &params(), &mut out).is_err());
-        assert!(t.answer_r2t(&r2t(1, 0, 4001), 9, &params(), &mut out).is_err());
-        assert!(t.answer_r2t(&r2t(5, 0, 10), 9, &params(), &mut out).is_err());
+        assert!(
+            t.answer_r2t(&r2t(1, 5000, 1001), 9, &params(), &mut out)
+                .is_err()
+        );
+        assert!(
+            t.answer_r2t(&r2t(1, 0, 4001), 9, &params(), &mut out)
+                .is_err()
+        );
+        assert!(
+            t.answer_r2t(&r2t(5, 0, 10), 9, &params(), &mut out)
+                .is_err()
+        );
     }
 
     fn data_in(sn: u32, offset: u32, len: usize, status: Option<u8>) -> DataIn {
         DataIn {
             final_: status.is_some(),
             acknowledge: false,
-            status: status.map(|s| DataInStatus { status: s, stat_sn: 1, residual: Residual::None }),
+            status: status.map(|s| DataInStatus {
+                status: s,
+                stat_sn: 1,
+                residual: Residual::None,
+            }),
             lun: Lun::from_number(1).unwrap(),
             itt: Itt(1),
             ttt: Ttt::RESERVED,
@@ -327,8 +392,14 @@ mod tests {
             Cdb::read(0, 1, false),
             Direction::Read { expected_len: 300 },
         ));
-        assert!(matches!(t.on_data_in(data_in(0, 0, 100, None)), Ok(DataInStep::Continue)));
-        assert!(matches!(t.on_data_in(data_in(1, 100, 100, None)), Ok(DataInStep::Continue)));
+        assert!(matches!(
+            t.on_data_in(data_in(0, 0, 100, None)),
+            Ok(DataInStep::Continue)
+        ));
+        assert!(matches!(
+            t.on_data_in(data_in(1, 100, 100, None)),
+            Ok(DataInStep::Continue)
+        ));
         let Ok(DataInStep::Done(outcome)) = t.on_data_in(data_in(2, 200, 100, Some(0))) else {
             panic!()
         };
@@ -338,7 +409,11 @@ mod tests {
 
     #[test]
     fn data_in_out_of_order_or_too_long_refused() {
-        let cmd = Command::new(Lun::from_number(1).unwrap(), Cdb::read(0, 1, false), Direction::Read { expected_len: 150 });
+        let cmd = Command::new(
+            Lun::from_number(1).unwrap(),
+            Cdb::read(0, 1, false),
+            Direction::Read { expected_len: 150 },
+        );
         let mut t = ScsiTask::new(cmd.clone());
         assert!(t.on_data_in(data_in(1, 0, 100, None)).is_err());
         let mut t = ScsiTask::new(cmd.clone());

@@ -15,7 +15,12 @@ pub(crate) struct Sequencing {
 
 impl Sequencing {
     pub fn new(cmd_sn: u32, exp_cmd_sn: u32, max_cmd_sn: u32, exp_stat_sn: u32) -> Self {
-        Sequencing { cmd_sn, exp_cmd_sn, max_cmd_sn, exp_stat_sn }
+        Sequencing {
+            cmd_sn,
+            exp_cmd_sn,
+            max_cmd_sn,
+            exp_stat_sn,
+        }
     }
 
     /// Whether a non-immediate command may be sent now: CmdSN within

@@ -21,8 +21,15 @@ pub(crate) enum TaskKind {
     /// Our NOP-Out keepalive.
     Ping,
     /// Task management: ABORT TASK (with the task it aborts) or LU RESET.
-    TaskManagement { function: TmfFunction, lun: Lun, referenced: Option<Itt> },
-    Text { purpose: TextPurpose, received: Vec<u8> },
+    TaskManagement {
+        function: TmfFunction,
+        lun: Lun,
+        referenced: Option<Itt>,
+    },
+    Text {
+        purpose: TextPurpose,
+        received: Vec<u8>,
+    },
     Logout,
 }
 

@@ -1,0 +1,387 @@
+//! The session against a scripted target: each case plays, PDU by PDU, what
+//! tgtd cannot be made to do, and names the RFC 7143 section it checks.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use iscsi_proto::pdu::{
+    AsyncEvent, DataOut, LoginStatus, Lun, Pdu, RejectReason, Residual, Stage, Ttt,
+};
+use iscsi_proto::scsi::Cdb;
+use iscsi_proto::text::Policy;
+use iscsi_session::{Command, CommandFailure, Direction, Error, Session, SessionConfig};
+use riscsi_tests::scripted::{LoginScript, ScriptedConnection, ScriptedTarget};
+
+const TARGET: &str = "iqn.2026-11.io.riscsi.test:scripted";
+const INITIATOR: &str = "iqn.2026-11.io.riscsi.test:initiator";
+
+fn config(target: &ScriptedTarget) -> SessionConfig {
+    let mut c = SessionConfig::new(target.portal(), TARGET, INITIATOR);
+    c.timeouts.login = Duration::from_secs(5);
+    c.timeouts.command = Duration::from_secs(5);
+    c.timeouts.replacement = Duration::ZERO;
+    c
+}
+
+fn lun0() -> Lun {
+    Lun::from_number(0).unwrap()
+}
+
+fn read(len: u32) -> Command {
+    Command::new(
+        lun0(),
+        Cdb::read(0, len / 512, false),
+        Direction::Read { expected_len: len },
+    )
+}
+
+/// Connects a session while the script logs it in.
+async fn connect(
+    target: &ScriptedTarget,
+    config: SessionConfig,
+    script: LoginScript,
+) -> (Session, ScriptedConnection) {
+    let (session, conn) = tokio::join!(Session::connect(config), async {
+        let mut conn = target.accept().await;
+        conn.login(&script).await;
+        conn
+    });
+    (session.expect("login"), conn)
+}
+
+/// §6.3, §11.12-13: a login without authentication goes through the security
+/// and operational stages, and the outcome is computed from both offers.
+#[tokio::test]
+async fn login_negotiates_from_both_offers() {
+    let target = ScriptedTarget::bind().await;
+    let script = LoginScript {
+        policy: Policy::new()
+            .with("MaxBurstLength", "65536")
+            .unwrap()
+            .with("InitialR2T", "Yes")
+            .unwrap(),
+        ..LoginScript::default()
+    };
+    let (session, mut conn) = connect(&target, config(&target), script).await;
+    let params = session.params().expect("params after login");
+    assert_eq!(params.max_burst_length, 65536, "Min(16777215, 65536)");
+    assert!(params.initial_r2t, "InitialR2T is an OR: Yes wins");
+    assert!(params.immediate_data);
+    assert_eq!(
+        params.max_xmit_data_segment_length, 262144,
+        "the target's declaration"
+    );
+    let (logout, ()) = tokio::join!(session.logout(), conn.expect_logout());
+    logout.unwrap();
+}
+
+/// §11.7.4: Data-In split over several PDUs, the status in the last one.
+#[tokio::test]
+async fn data_in_split_with_status_in_last() {
+    let target = ScriptedTarget::bind().await;
+    let (session, mut conn) = connect(&target, config(&target), LoginScript::default()).await;
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read(3072)).await }
+    });
+    let cmd = conn.expect_command().await;
+    assert!(cmd.read && !cmd.write);
+    assert_eq!(cmd.expected_data_transfer_length, 3072);
+    for (sn, chunk) in [(0u32, 0u8), (1, 1), (2, 2)] {
+        let last = sn == 2;
+        let status = last.then_some((0u8, Residual::None));
+        let pdu = conn.data_in(&cmd, sn, sn * 1024, Bytes::from(vec![chunk; 1024]), status);
+        conn.send(pdu).await;
+    }
+    let outcome = reader.await.unwrap().unwrap();
+    assert!(outcome.is_good());
+    let data = outcome.data.to_bytes();
+    assert_eq!(data.len(), 3072);
+    assert!(data[..1024].iter().all(|&b| b == 0) && data[2048..].iter().all(|&b| b == 2));
+    assert_eq!(
+        outcome.data.segments().len(),
+        3,
+        "segments are kept, not copied together"
+    );
+}
+
+/// §11.4.5: residual underflow in a separate SCSI Response.
+#[tokio::test]
+async fn residual_underflow_reported() {
+    let target = ScriptedTarget::bind().await;
+    let (session, mut conn) = connect(&target, config(&target), LoginScript::default()).await;
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read(4096)).await }
+    });
+    let cmd = conn.expect_command().await;
+    let din = conn.data_in(&cmd, 0, 0, Bytes::from(vec![7u8; 1024]), None);
+    conn.send(din).await;
+    let resp = conn.response(&cmd, 0, None, Residual::Underflow(3072));
+    conn.send(resp).await;
+    let outcome = reader.await.unwrap().unwrap();
+    assert_eq!(outcome.residual, Residual::Underflow(3072));
+    assert_eq!(outcome.data.len(), 1024);
+}
+
+/// §11.8 and §4.2.5.2: with InitialR2T=Yes and ImmediateData=Yes, the first
+/// burst rides in the command and the rest is sent on R2T, split by the
+/// target's MaxRecvDataSegmentLength.
+#[tokio::test]
+async fn r2t_sequence_answered_within_limits() {
+    let target = ScriptedTarget::bind().await;
+    let script = LoginScript {
+        policy: Policy::new()
+            .with("InitialR2T", "Yes")
+            .unwrap()
+            .with("FirstBurstLength", "4096")
+            .unwrap(),
+        declarations: vec![("MaxRecvDataSegmentLength".into(), "8192".into())],
+        ..LoginScript::default()
+    };
+    let (session, mut conn) = connect(&target, config(&target), script).await;
+    let payload: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let payload = Bytes::from(payload);
+    let writer = tokio::spawn({
+        let s = session.clone();
+        let data = payload.clone();
+        async move {
+            s.execute(Command::new(
+                lun0(),
+                Cdb::write(0, 78, false),
+                Direction::Write { data },
+            ))
+            .await
+        }
+    });
+    let cmd = conn.expect_command().await;
+    assert_eq!(
+        cmd.data.len(),
+        4096,
+        "immediate data up to FirstBurstLength"
+    );
+    assert!(
+        cmd.final_,
+        "InitialR2T=Yes: no unsolicited Data-Out follows"
+    );
+    let mut received = cmd.data.to_vec();
+    let mut offset = 4096u32;
+    for (r2t_sn, len) in [(0u32, 20_000u32), (1, 40_000 - 24_096)] {
+        let r2t = conn.r2t(&cmd, r2t_sn, 0x100 + r2t_sn, offset, len);
+        conn.send(r2t).await;
+        let mut got = 0;
+        let mut data_sn = 0;
+        while got < len {
+            let Pdu::DataOut(DataOut {
+                data,
+                buffer_offset,
+                ttt,
+                data_sn: sn,
+                final_,
+                ..
+            }) = conn.recv().await
+            else {
+                panic!("expected Data-Out");
+            };
+            assert_eq!(ttt, Ttt(0x100 + r2t_sn));
+            assert_eq!(buffer_offset, offset + got);
+            assert_eq!(sn, data_sn);
+            assert!(
+                data.len() <= 8192,
+                "Data-Out within the target's MaxRecvDataSegmentLength"
+            );
+            got += data.len() as u32;
+            assert_eq!(final_, got == len);
+            data_sn += 1;
+            received.extend_from_slice(&data);
+        }
+        offset += len;
+    }
+    assert_eq!(received, payload.to_vec());
+    let resp = conn.response(&cmd, 0, None, Residual::None);
+    conn.send(resp).await;
+    assert!(writer.await.unwrap().unwrap().is_good());
+}
+
+/// §4.2.2.1: a zero window (MaxCmdSN = ExpCmdSN - 1) holds commands back
+/// until the target reopens it (here with a NOP-In).
+#[tokio::test]
+async fn zero_window_holds_commands_until_reopened() {
+    let target = ScriptedTarget::bind().await;
+    let script = LoginScript {
+        window: 0,
+        ..LoginScript::default()
+    };
+    let (session, mut conn) = connect(&target, config(&target), script).await;
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read(512)).await }
+    });
+    assert!(
+        conn.try_recv(Duration::from_millis(300)).await.is_none(),
+        "a command went out through a closed window"
+    );
+    conn.window = 1;
+    let update = conn.nop_in(Ttt::RESERVED, Bytes::new());
+    conn.send(update).await;
+    let cmd = conn.expect_command().await;
+    let din = conn.data_in(
+        &cmd,
+        0,
+        0,
+        Bytes::from(vec![1u8; 512]),
+        Some((0, Residual::None)),
+    );
+    conn.send(din).await;
+    assert!(reader.await.unwrap().unwrap().is_good());
+}
+
+/// §11.19: a NOP-In carrying a TTT is a ping the initiator must answer with
+/// a NOP-Out echoing the TTT and the data, ITT reserved.
+#[tokio::test]
+async fn target_ping_is_answered() {
+    let target = ScriptedTarget::bind().await;
+    let (_session, mut conn) = connect(&target, config(&target), LoginScript::default()).await;
+    let ping = conn.nop_in(Ttt(0xabcd), Bytes::from_static(b"ping-data"));
+    conn.send(ping).await;
+    match conn.recv().await {
+        Pdu::NopOut(n) => {
+            assert!(n.itt.is_reserved());
+            assert_eq!(n.ttt, Ttt(0xabcd));
+            assert_eq!(&n.data[..], b"ping-data");
+            assert!(n.immediate);
+        }
+        other => panic!("expected NOP-Out, got {other:?}"),
+    }
+}
+
+/// §11.17: a rejected command fails with the reason, the session goes on.
+#[tokio::test]
+async fn rejected_command_fails_with_reason() {
+    let target = ScriptedTarget::bind().await;
+    let (session, mut conn) = connect(&target, config(&target), LoginScript::default()).await;
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read(512)).await }
+    });
+    let cmd = conn.expect_command().await;
+    let reject = conn.reject(&Pdu::ScsiCommand(cmd), RejectReason::CommandNotSupported);
+    conn.send(reject).await;
+    match reader.await.unwrap() {
+        Err(Error::Command {
+            failure: CommandFailure::Rejected(RejectReason::CommandNotSupported),
+            ..
+        }) => {}
+        other => panic!("expected a rejected command, got {other:?}"),
+    }
+    // Still usable afterwards.
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read(512)).await }
+    });
+    let cmd = conn.expect_command().await;
+    let din = conn.data_in(
+        &cmd,
+        0,
+        0,
+        Bytes::from(vec![0u8; 512]),
+        Some((0, Residual::None)),
+    );
+    conn.send(din).await;
+    assert!(reader.await.unwrap().unwrap().is_good());
+}
+
+/// §11.9.1 AsyncEvent 1: the target asks for a logout; the initiator drains,
+/// logs out, reconnects and carries on.
+#[tokio::test]
+async fn async_logout_request_leads_to_logout_and_reconnect() {
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(&target);
+    cfg.timeouts.replacement = Duration::from_secs(10);
+    let (session, mut conn) = connect(&target, cfg, LoginScript::default()).await;
+    let msg = conn.async_message(AsyncEvent::LogoutRequest, 0, 0, 5, Bytes::new());
+    conn.send(msg).await;
+    conn.expect_logout().await;
+    // A command sent now waits for the new connection.
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read(512)).await }
+    });
+    let mut conn2 = target.accept().await;
+    let (first, _) = conn2.login(&LoginScript::default()).await;
+    assert_eq!(
+        first.isid, conn.isid,
+        "same ISID: the session is reinstated"
+    );
+    assert_eq!(first.tsih, 0, "TSIH 0 on reinstatement (§6.3.5)");
+    let cmd = conn2.expect_command().await;
+    let din = conn2.data_in(
+        &cmd,
+        0,
+        0,
+        Bytes::from(vec![9u8; 512]),
+        Some((0, Residual::None)),
+    );
+    conn2.send(din).await;
+    assert!(reader.await.unwrap().unwrap().is_good());
+}
+
+/// §6.2 / §11.13.5: a temporary redirect is followed to the address given.
+#[tokio::test]
+async fn login_redirect_is_followed() {
+    let first = ScriptedTarget::bind().await;
+    let second = ScriptedTarget::bind().await;
+    let address = second.addr().to_string();
+    let (session, _conn) = tokio::join!(Session::connect(config(&first)), async {
+        let mut c = first.accept().await;
+        c.redirect(&address, false).await;
+        let mut c2 = second.accept().await;
+        c2.login(&LoginScript::default()).await;
+        c2
+    });
+    let session = session.expect("login after redirect");
+    assert_eq!(session.status().portal, second.portal());
+}
+
+/// §6.3: a login that never answers fails within the login timeout.
+#[tokio::test]
+async fn silent_login_times_out() {
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(&target);
+    cfg.timeouts.login = Duration::from_millis(500);
+    let (result, _conn) = tokio::join!(Session::connect(cfg), async {
+        let mut c = target.accept().await;
+        let _ = c.expect_login().await;
+        c
+    });
+    match result {
+        Err(Error::Timeout { what: "login", .. }) => {}
+        other => panic!("expected a login timeout, got {other:?}"),
+    }
+}
+
+/// §11.13.5: status class 2 refuses the login with a clear error.
+#[tokio::test]
+async fn login_refusal_is_reported() {
+    let target = ScriptedTarget::bind().await;
+    let (result, _conn) = tokio::join!(Session::connect(config(&target)), async {
+        let mut c = target.accept().await;
+        let req = c.expect_login().await;
+        assert_eq!(req.csg, Stage::Security);
+        let resp = c.login_failure(&req, LoginStatus::NOT_FOUND, Bytes::new());
+        c.send(resp).await;
+        c
+    });
+    let err = result.expect_err("refused login");
+    assert!(
+        matches!(
+            err,
+            Error::LoginRejected {
+                status: LoginStatus::NOT_FOUND,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("target not found"), "{err}");
+}
