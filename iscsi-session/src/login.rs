@@ -623,3 +623,7 @@ pub(crate) fn encode_text(pairs: &[(&str, &str)]) -> Result<Bytes, TextError> {
 pub(crate) fn decode_text(data: &[u8]) -> Result<Vec<KeyValue>, TextError> {
     parse_pairs(data, FULL_FEATURE_TEXT)
 }
+
+#[cfg(test)]
+#[path = "login_tests.rs"]
+mod tests;

@@ -769,3 +769,6 @@ impl Connection {
 pub(crate) fn secs(s: u16) -> Duration {
     Duration::from_secs(u64::from(s))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Sans-IO tests of the connection: PDUs and time in, PDUs and events out.
