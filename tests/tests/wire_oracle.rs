@@ -46,7 +46,7 @@ fn conversation(negotiated: Digests) -> Vec<(Pdu, Digests)> {
     let header_digest = format!("HeaderDigest={}", digest_value(negotiated.header));
     let data_digest = format!("DataDigest={}", digest_value(negotiated.data));
     let isid = Isid([0x80, 0x12, 0x34, 0x56, 0x00, 0x01]);
-    let lun = Lun::from_number(LUN);
+    let lun = Lun::from_number(LUN).expect("single-level LUN");
     let login = Digests::default();
 
     let login_request = Pdu::LoginRequest(LoginRequest {
