@@ -420,7 +420,7 @@ impl LunHandle {
             }
         }
         let per_list = (self.geometry.max_unmap_descriptors as usize)
-            .clamp(1, scsi::MAX_UNMAP_DESCRIPTORS_PER_LIST as usize);
+            .clamp(1, scsi::MAX_UNMAP_DESCRIPTORS_PER_LIST);
         for chunk in descriptors.chunks(per_list) {
             let list = UnmapParameterList::new(chunk, self.geometry.max_unmap_descriptors)
                 .map_err(|e| self.session.bad(format!("UNMAP: {e}")))?;

@@ -126,7 +126,7 @@ impl ScsiTask {
         }
         let start = r2t.buffer_offset as usize;
         let len = r2t.desired_data_transfer_length as usize;
-        let end = start.checked_add(len).unwrap_or(usize::MAX);
+        let end = start.saturating_add(len);
         if len == 0 || end > data.len() || len > params.max_burst_length as usize {
             return Err(CommandFailure::Protocol(format!(
                 "R2T for bytes {start}..{end} of a {}-byte write (MaxBurstLength {})",
