@@ -113,6 +113,8 @@ pub struct Connection {
     next_seq: u64,
     phase_deadline: Option<Instant>,
     last_received: Instant,
+    /// The latest time a caller gave us, for work done outside a timer.
+    now: Instant,
     /// Our outstanding NOP-Out and when the connection is declared dead.
     ping: Option<(Itt, Instant)>,
     stats: ConnectionStats,
@@ -155,6 +157,7 @@ impl Connection {
             next_seq: 0,
             phase_deadline: Some(now + config.timeouts.login),
             last_received: now,
+            now,
             ping: None,
             stats: ConnectionStats::default(),
             config,
@@ -213,6 +216,7 @@ impl Connection {
 
     /// Decodes and handles every complete PDU in the receive buffer.
     pub fn handle_received(&mut self, now: Instant) {
+        self.now = now;
         while !matches!(self.phase, Phase::Closed) {
             let before = self.rx.len();
             match self.decoder.decode(&mut self.rx) {
@@ -312,6 +316,7 @@ impl Connection {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         if let Some(deadline) = self.phase_deadline
             && now >= deadline
         {
@@ -362,6 +367,7 @@ impl Connection {
     /// Queues a SCSI command. It is sent as soon as the CmdSN window and the
     /// queue depth allow; its timeout runs from now.
     pub fn submit(&mut self, command: Command, now: Instant) -> Result<Itt, SubmitError> {
+        self.now = now;
         if !self.accepts_commands() {
             return Err(SubmitError::NotReady);
         }
@@ -596,8 +602,7 @@ impl Connection {
 
     fn maybe_finish_draining(&mut self) {
         if matches!(self.phase, Phase::Draining { .. }) && self.in_flight == 0 {
-            let now = self.last_received;
-            self.send_logout(now);
+            self.send_logout(self.now);
         }
     }
 

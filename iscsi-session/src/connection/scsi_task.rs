@@ -19,7 +19,7 @@ pub(crate) struct ScsiTask {
     read: ReadData,
     next_data_sn: u32,
     next_r2t_sn: u32,
-    /// Status carried by the last Data-In, awaiting nothing more.
+    /// Timed out: an ABORT TASK for it is on its way.
     pub aborting: bool,
 }
 
