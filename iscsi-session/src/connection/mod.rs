@@ -75,6 +75,8 @@ pub struct ConnectionStats {
     pub bytes_sent: u64,
     pub commands_completed: u64,
     pub commands_failed: u64,
+    /// Most SCSI commands in flight at once.
+    pub max_in_flight: u64,
     pub nop_pings: u64,
     pub target_pings_answered: u64,
     pub aborts: u64,
@@ -508,6 +510,7 @@ impl Connection {
             };
             task.command_pdus(itt, cmd_sn, exp_stat_sn, &self.params, &mut self.outgoing);
             self.in_flight += 1;
+            self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight as u64);
         }
     }
 
