@@ -9,12 +9,17 @@ use crate::cmd::{
     inquiry::InquiryArgs,
 };
 
-/// riscsi: a userspace iSCSI initiator.
-///
-/// Volumes are libiscsi URLs:
-/// iscsi://[user[%password]@]host[:port]/target-iqn/lun[?target_user=U&target_password=P&header_digest=crc32c]
+/// The command line of `riscsi`.
 #[derive(Debug, Parser)]
-#[command(name = "riscsi", version, about, long_about = None)]
+#[command(
+    name = "riscsi",
+    version,
+    about = "riscsi: a userspace iSCSI initiator",
+    after_help = "Volumes are libiscsi URLs: \
+iscsi://[user[%secret]@]host[:port]/target-iqn/lun[?target_user=U&target_password=S&header_digest=crc32c]\n\
+Secrets may also come from RISCSI_CHAP_SECRET and RISCSI_TARGET_SECRET. \
+RUST_LOG sets the log filter; RISCSI_STATE_DIR where a generated initiator name is kept."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -24,6 +29,7 @@ pub struct Cli {
 
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// This host's initiator IQN (default: /etc/iscsi/initiatorname.iscsi,
     /// else a generated name kept in the riscsi state directory).
@@ -39,6 +45,7 @@ pub struct GlobalArgs {
 /// CHAP credentials given outside the URL. Secrets are only ever read from
 /// files or the environment, never from the command line, where `ps` shows them.
 #[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "CHAP options")]
 pub struct AuthArgs {
     /// CHAP user name (when the URL names none).
     #[arg(long, global = true, value_name = "USER")]

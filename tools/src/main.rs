@@ -9,10 +9,12 @@ mod cpu_time;
 mod error;
 mod initiator;
 mod io_util;
+mod printable;
 mod progress;
 mod size;
 mod volume;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,8 +29,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, no Debug dump: every error's Display names what failed
-            // and where, and none of them can carry a secret.
-            eprintln!("riscsi: {e}");
+            // and where, and none of them can carry a secret. Escaped, since
+            // parts of it may come from the target.
+            eprintln!("riscsi: {}", printable::printable(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -46,5 +49,6 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

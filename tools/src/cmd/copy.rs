@@ -138,7 +138,7 @@ impl Local {
         };
         Ok(Local::Output {
             file,
-            name: display_name(arg),
+            name: display_name(arg, "standard output"),
         })
     }
 
@@ -154,15 +154,16 @@ impl Local {
         let size = meta.is_file().then_some(meta.len());
         Ok(Local::Input {
             file,
-            name: display_name(arg),
+            name: display_name(arg, "standard input"),
             size,
         })
     }
 }
 
-fn display_name(arg: &str) -> String {
+/// How errors name the local side.
+fn display_name(arg: &str, stream: &str) -> String {
     match arg {
-        "-" => "standard input/output".to_owned(),
+        "-" => stream.to_owned(),
         path => path.to_owned(),
     }
 }

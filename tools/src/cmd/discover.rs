@@ -8,6 +8,7 @@ use super::Context;
 use crate::auth;
 use crate::cli::AuthArgs;
 use crate::error::{CliError, Result};
+use crate::printable::printable;
 
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
@@ -88,7 +89,10 @@ fn render(paths: &[DiscoveredPath], json: bool) -> Result<String> {
         text.push('\n');
         return Ok(text);
     }
-    Ok(paths.iter().map(|p| format!("{p}\n")).collect())
+    Ok(paths
+        .iter()
+        .map(|p| format!("{}\n", printable(&p.to_string())))
+        .collect())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tracing::debug;
 use super::Context;
 use crate::auth;
 use crate::error::{CliError, Result};
+use crate::printable::printable;
 use crate::size::describe_bytes;
 use crate::volume::{Volume, parse_volume_url};
 
@@ -412,7 +413,7 @@ fn human_rows(r: &Report) -> Vec<(String, String)> {
 fn align(rows: &[(String, String)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     rows.iter()
-        .map(|(k, v)| format!("{:<width$} {v}\n", format!("{k}:")))
+        .map(|(k, v)| format!("{:<width$} {}\n", format!("{k}:"), printable(v)))
         .collect()
 }
 
@@ -462,6 +463,10 @@ mod tests {
     fn alignment_puts_values_in_one_column() {
         let text = align(&[("a".into(), "1".into()), ("longer key".into(), "2".into())]);
         assert_eq!(text, "a:          1\nlonger key: 2\n");
+        // A target's strings cannot add lines or escape sequences.
+        let text = align(&[("vendor".into(), "EV\x1b[31mIL\nfake: line".into())]);
+        assert_eq!(text.lines().count(), 1);
+        assert!(!text.contains('\x1b'));
     }
 
     fn sample() -> Report {
