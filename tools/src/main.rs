@@ -1,8 +1,54 @@
-//! `riscsi`: the command-line front end (connector, discover, inquiry, copy,
-//! attach, status, bench) and, later, the NBD server that exports a multipath
-//! volume as one block device.
+//! `riscsi`: the command-line front end of the riscsi iSCSI initiator
+//! (discover, inquiry, copy, bench, connector).
+#![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("riscsi: no subcommands yet");
-    std::process::exit(2);
+mod auth;
+mod cli;
+mod cmd;
+mod cpu_time;
+mod error;
+mod initiator;
+mod io_util;
+mod printable;
+mod progress;
+mod size;
+mod volume;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    match cmd::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, no Debug dump: every error's Display names what failed
+            // and where, and none of them can carry a secret. Escaped, since
+            // parts of it may come from the target.
+            eprintln!("riscsi: {}", printable::printable(&e.to_string()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `RUST_LOG` wins when set; otherwise `-v` raises the level from warn.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }

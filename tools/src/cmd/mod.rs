@@ -1,0 +1,49 @@
+//! One module per subcommand; `run` resolves what they share and dispatches.
+
+pub mod bench;
+pub mod connector;
+pub mod copy;
+pub mod discover;
+pub mod inquiry;
+
+use std::future::Future;
+
+use crate::cli::{AuthArgs, Cli, Command};
+use crate::error::{CliError, Result};
+use crate::initiator;
+
+/// What every subcommand needs besides its own arguments.
+#[derive(Debug)]
+pub struct Context {
+    pub initiator_name: String,
+    pub auth: AuthArgs,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context {
+        initiator_name: initiator::resolve(cli.global.initiator_name.as_deref())?,
+        auth: cli.global.auth,
+    };
+    match cli.command {
+        Command::Connector(args) => connector::run(&ctx, &args),
+        Command::Discover(args) => block_on(discover::run(&ctx, args)),
+        Command::Inquiry(args) => block_on(inquiry::run(&ctx, args)),
+        Command::Copy(args) => block_on(copy::run(&ctx, args)),
+        Command::Bench(args) => block_on(bench::run(&ctx, args)),
+    }
+}
+
+/// Runs `future` on a multi-threaded runtime: session drivers and I/O tasks
+/// live on the workers, while the future itself runs on this thread and may
+/// do blocking local file I/O without stalling them.
+fn block_on<F: Future<Output = Result<()>>>(future: F) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(future);
+    // Background session tasks have nothing left to do once the command ended.
+    runtime.shutdown_background();
+    result
+}
