@@ -430,6 +430,11 @@ impl Driver {
     /// Runs one logged-in connection until it closes.
     async fn serve(&mut self, conn: &mut Connection, io: &mut Transport) -> ServeEnd {
         let max_outstanding = self.config.queue_depth as usize * 2;
+        // One timer, moved when the deadline moves: re-arming it per loop
+        // turn would cost a timer-wheel insert per PDU.
+        let timer = sleep_until(far_future());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             io.queue_from(conn);
             if let Err(e) = io.try_flush() {
@@ -441,6 +446,10 @@ impl Driver {
                 }
             }
             let deadline = conn.poll_timeout().map(Instant::from_std);
+            if deadline != armed {
+                timer.as_mut().reset(deadline.unwrap_or_else(far_future));
+                armed = deadline;
+            }
             let can_take = conn.accepts_commands() && conn.outstanding_commands() < max_outstanding;
             tokio::select! {
                 biased;
@@ -451,7 +460,8 @@ impl Driver {
                 r = io.writable(), if io.wants_write() => {
                     if let Err(e) = r { conn.handle_disconnect(e.to_string()); }
                 }
-                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                _ = &mut timer, if armed.is_some() => {
+                    armed = None;
                     conn.handle_timeout(std::time::Instant::now());
                 }
                 req = self.requests.recv(), if can_take => {

@@ -30,7 +30,10 @@ fn chap(user: &str, secret: &str) -> ChapCredentials {
 
 async fn open(tgt: &impl Fixture, cfg: SessionConfig) -> (Session, LunHandle) {
     let session = Session::connect(cfg).await.expect("login");
-    let lun = session.open_lun(tgt.first_lun().number as u16).await.expect("open LUN");
+    let lun = session
+        .open_lun(tgt.first_lun().number as u16)
+        .await
+        .expect("open LUN");
     (session, lun)
 }
 
@@ -46,16 +49,22 @@ async fn plain_login_inquiry_capacity_and_logout() {
     assert_eq!(serial.serial, tgt.first_lun().scsi_sn);
     session.logout().await.unwrap();
     let mut status = session.watch_status();
-    tokio::time::timeout(Duration::from_secs(5), status.wait_for(|s| s.state == SessionState::Closed))
-        .await
-        .expect("closed after logout")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|s| s.state == SessionState::Closed),
+    )
+    .await
+    .expect("closed after logout")
+    .unwrap();
     assert!(matches!(lun.read(0, 1).await, Err(Error::Closed { .. })));
 }
 
 #[tokio::test]
 async fn one_way_chap_and_a_wrong_secret() {
-    let tgt = Tgt::builder().chap("alice", "alice-secret-1").start().unwrap();
+    let tgt = Tgt::builder()
+        .chap("alice", "alice-secret-1")
+        .start()
+        .unwrap();
     let mut good = config(tgt.portals()[0], tgt.iqn());
     good.chap = Some(ChapConfig::one_way(chap("alice", "alice-secret-1")));
     let (session, lun) = open(&tgt, good).await;
@@ -64,12 +73,17 @@ async fn one_way_chap_and_a_wrong_secret() {
 
     let mut bad = config(tgt.portals()[0], tgt.iqn());
     bad.chap = Some(ChapConfig::one_way(chap("alice", "not-the-secret-9")));
-    let err = Session::connect(bad).await.expect_err("wrong secret accepted");
+    let err = Session::connect(bad)
+        .await
+        .expect_err("wrong secret accepted");
     let line = err.to_string();
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
     assert!(!line.contains('\n'), "one line: {line}");
     assert!(!line.contains("not-the-secret-9") && !format!("{err:?}").contains("not-the-secret-9"));
-    assert!(line.contains(tgt.iqn()), "the error names the target: {line}");
+    assert!(
+        line.contains(tgt.iqn()),
+        "the error names the target: {line}"
+    );
 }
 
 #[tokio::test]
@@ -80,33 +94,49 @@ async fn mutual_chap_verifies_the_target() {
         .start()
         .unwrap();
     let mut good = config(tgt.portals()[0], tgt.iqn());
-    good.chap = Some(ChapConfig::mutual(chap("alice", "alice-secret-1"), chap("target-bob", "bob-secret-22")));
+    good.chap = Some(ChapConfig::mutual(
+        chap("alice", "alice-secret-1"),
+        chap("target-bob", "bob-secret-22"),
+    ));
     let (session, lun) = open(&tgt, good).await;
     lun.read(0, 8).await.unwrap();
     session.logout().await.unwrap();
 
     // The target does not know this secret: its answer to our challenge fails.
     let mut impostor = config(tgt.portals()[0], tgt.iqn());
-    impostor.chap =
-        Some(ChapConfig::mutual(chap("alice", "alice-secret-1"), chap("target-bob", "other-secret-33")));
-    let err = Session::connect(impostor).await.expect_err("impostor target accepted");
+    impostor.chap = Some(ChapConfig::mutual(
+        chap("alice", "alice-secret-1"),
+        chap("target-bob", "other-secret-33"),
+    ));
+    let err = Session::connect(impostor)
+        .await
+        .expect_err("impostor target accepted");
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
     assert!(!err.to_string().contains("other-secret-33"));
 }
 
 #[tokio::test]
 async fn crc32c_digests_carry_data_intact() {
-    let tgt = Tgt::builder().lun(LunSpec::new(16 << 20).pattern(3)).start().unwrap();
+    let tgt = Tgt::builder()
+        .lun(LunSpec::new(16 << 20).pattern(3))
+        .start()
+        .unwrap();
     // tgtd answers None whatever we offer unless the target is set to CRC32C.
     for key in ["HeaderDigest", "DataDigest"] {
-        tgt.tgtadm(&["--op", "update", "--mode", "target", "--tid", "1", "-n", key, "-v", "CRC32C"]).unwrap();
+        tgt.tgtadm(&[
+            "--op", "update", "--mode", "target", "--tid", "1", "-n", key, "-v", "CRC32C",
+        ])
+        .unwrap();
     }
     let mut cfg = config(tgt.portals()[0], tgt.iqn());
     cfg.operational.header_digest = DigestPreference::Crc32c;
     cfg.operational.data_digest = DigestPreference::Crc32c;
     let (session, lun) = open(&tgt, cfg).await;
     let params = session.params().unwrap();
-    assert_eq!((params.header_digest, params.data_digest), (Digest::Crc32c, Digest::Crc32c));
+    assert_eq!(
+        (params.header_digest, params.data_digest),
+        (Digest::Crc32c, Digest::Crc32c)
+    );
     let exported = tgt.first_lun();
     let data = lun.read(0, 8192).await.unwrap().to_bytes();
     assert_eq!(&data[..], &exported.initial_bytes(0, 4 << 20)[..]);
@@ -116,21 +146,45 @@ async fn crc32c_digests_carry_data_intact() {
 
 #[tokio::test]
 async fn tgtd_discovery_answers_only_the_portal_asked() {
-    let tgt = Tgt::builder().portal("127.0.0.1").portal("127.0.0.2").portal("::1").start().unwrap();
+    let tgt = Tgt::builder()
+        .portal("127.0.0.1")
+        .portal("127.0.0.2")
+        .portal("::1")
+        .start()
+        .unwrap();
     for &portal in tgt.portals() {
-        let paths = discover(SessionConfig::discovery(Portal::from(portal), INITIATOR)).await.unwrap();
+        let paths = discover(SessionConfig::discovery(Portal::from(portal), INITIATOR))
+            .await
+            .unwrap();
         assert_eq!(paths.len(), 1, "{paths:?}");
         assert_eq!(paths[0].portal, Portal::from(portal));
         assert_eq!(paths[0].target, tgt.iqn());
-        assert_eq!(paths[0].to_string(), format!("{},1 {}", Portal::from(portal), tgt.iqn()));
+        assert_eq!(
+            paths[0].to_string(),
+            format!("{},1 {}", Portal::from(portal), tgt.iqn())
+        );
     }
 }
 
 #[tokio::test]
 async fn istgt_discovery_answers_every_portal() {
-    let istgt = Istgt::builder().portal("127.0.0.1").portal("127.0.0.2").portal("::1").start().unwrap();
-    let paths = discover(SessionConfig::discovery(Portal::from(istgt.portals()[0]), INITIATOR)).await.unwrap();
-    let mut found: Vec<Portal> = paths.iter().filter(|p| p.target == istgt.iqn()).map(|p| p.portal.clone()).collect();
+    let istgt = Istgt::builder()
+        .portal("127.0.0.1")
+        .portal("127.0.0.2")
+        .portal("::1")
+        .start()
+        .unwrap();
+    let paths = discover(SessionConfig::discovery(
+        Portal::from(istgt.portals()[0]),
+        INITIATOR,
+    ))
+    .await
+    .unwrap();
+    let mut found: Vec<Portal> = paths
+        .iter()
+        .filter(|p| p.target == istgt.iqn())
+        .map(|p| p.portal.clone())
+        .collect();
     let mut expected: Vec<Portal> = istgt.portals().iter().map(|&p| Portal::from(p)).collect();
     found.sort_by_key(|p| p.to_string());
     expected.sort_by_key(|p| p.to_string());
@@ -139,41 +193,76 @@ async fn istgt_discovery_answers_every_portal() {
 
 #[tokio::test]
 async fn discovery_chap() {
-    let tgt = Tgt::builder().discovery_chap("disco", "disco-secret-1").start().unwrap();
+    let tgt = Tgt::builder()
+        .discovery_chap("disco", "disco-secret-1")
+        .start()
+        .unwrap();
     let portal = Portal::from(tgt.portals()[0]);
     let mut cfg = SessionConfig::discovery(portal.clone(), INITIATOR);
     cfg.chap = Some(ChapConfig::one_way(chap("disco", "disco-secret-1")));
     let paths = discover(cfg).await.unwrap();
     assert_eq!(paths.len(), 1);
-    let err = discover(SessionConfig::discovery(portal, INITIATOR)).await.expect_err("discovery without CHAP");
+    let err = discover(SessionConfig::discovery(portal, INITIATOR))
+        .await
+        .expect_err("discovery without CHAP");
     assert!(!err.to_string().contains("disco-secret-1"));
 }
 
 /// Writes `len` random bytes at byte `offset`, reads them back through the
 /// session and checks the backing file holds them too.
-async fn write_and_verify(lun: &LunHandle, exported: &riscsi_tests::ExportedLun, offset_blocks: u64, len: usize, seed: u64) {
+async fn write_and_verify(
+    lun: &LunHandle,
+    exported: &riscsi_tests::ExportedLun,
+    offset_blocks: u64,
+    len: usize,
+    seed: u64,
+) {
     let bs = lun.geometry().block_size as usize;
     assert_eq!(len % bs, 0);
     let mut data = vec![0u8; len];
     rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut data);
     let data = Bytes::from(data);
     lun.write(offset_blocks, data.clone(), false).await.unwrap();
-    let back = lun.read(offset_blocks, (len / bs) as u32).await.unwrap().to_bytes();
-    assert!(back == data, "read back differs ({len} bytes at block {offset_blocks})");
+    let back = lun
+        .read(offset_blocks, (len / bs) as u32)
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(
+        back == data,
+        "read back differs ({len} bytes at block {offset_blocks})"
+    );
     lun.flush().await.unwrap();
-    let on_disk = exported.read_backing(offset_blocks * bs as u64, len).unwrap();
-    assert!(on_disk == data[..], "backing file differs ({len} bytes at block {offset_blocks})");
+    let on_disk = exported
+        .read_backing(offset_blocks * bs as u64, len)
+        .unwrap();
+    assert!(
+        on_disk == data[..],
+        "backing file differs ({len} bytes at block {offset_blocks})"
+    );
 }
 
 async fn integrity(block_size: u32) {
-    let tgt = Tgt::builder().lun(LunSpec::new(96 << 20).block_size(block_size).pattern(5)).start().unwrap();
+    let tgt = Tgt::builder()
+        .lun(LunSpec::new(96 << 20).block_size(block_size).pattern(5))
+        .start()
+        .unwrap();
     let (session, lun) = open(&tgt, config(tgt.portals()[0], tgt.iqn())).await;
     let exported = tgt.first_lun();
     assert_eq!(lun.geometry().block_size, block_size);
     let bs = block_size as usize;
     // From one block to 32 MiB, at offsets and lengths that straddle bursts
     // (FirstBurstLength, MaxBurstLength, MaxRecvDataSegmentLength).
-    let sizes = [bs, 8 * bs, 65536 + bs, 262_144 - bs, 262_144 + 3 * bs, (1 << 20) + bs, 7 << 20, 32 << 20];
+    let sizes = [
+        bs,
+        8 * bs,
+        65536 + bs,
+        262_144 - bs,
+        262_144 + 3 * bs,
+        (1 << 20) + bs,
+        7 << 20,
+        32 << 20,
+    ];
     let mut offset = 3u64;
     for (i, &len) in sizes.iter().enumerate() {
         let len = len / bs * bs;
@@ -183,7 +272,10 @@ async fn integrity(block_size: u32) {
     // Untouched data is still the initial pattern.
     let tail_block = lun.geometry().blocks - 16;
     let tail = lun.read(tail_block, 16).await.unwrap().to_bytes();
-    assert_eq!(&tail[..], &exported.initial_bytes(tail_block * bs as u64, 16 * bs)[..]);
+    assert_eq!(
+        &tail[..],
+        &exported.initial_bytes(tail_block * bs as u64, 16 * bs)[..]
+    );
     session.logout().await.unwrap();
 }
 
@@ -199,7 +291,10 @@ async fn data_integrity_4096_byte_blocks() {
 
 #[tokio::test]
 async fn many_commands_in_flight() {
-    let tgt = Tgt::builder().lun(LunSpec::new(64 << 20).pattern(9)).start().unwrap();
+    let tgt = Tgt::builder()
+        .lun(LunSpec::new(64 << 20).pattern(9))
+        .start()
+        .unwrap();
     let (session, lun) = open(&tgt, config(tgt.portals()[0], tgt.iqn())).await;
     let exported = tgt.first_lun().clone();
     let mut tasks = Vec::new();
@@ -209,7 +304,11 @@ async fn many_commands_in_flight() {
         tasks.push(tokio::spawn(async move {
             let block = i * 512 + (i % 7);
             let data = lun.read(block, 64).await.unwrap().to_bytes();
-            assert_eq!(&data[..], &exported.initial_bytes(block * 512, 64 * 512)[..], "read {i}");
+            assert_eq!(
+                &data[..],
+                &exported.initial_bytes(block * 512, 64 * 512)[..],
+                "read {i}"
+            );
         }));
     }
     for t in tasks {
@@ -217,7 +316,10 @@ async fn many_commands_in_flight() {
     }
     let stats = session.stats().await.unwrap();
     assert!(stats.commands_completed >= 128, "{stats:?}");
-    assert!(stats.max_in_flight >= 32, "commands were pipelined: {stats:?}");
+    assert!(
+        stats.max_in_flight >= 32,
+        "commands were pipelined: {stats:?}"
+    );
     session.logout().await.unwrap();
 }
 
@@ -241,7 +343,9 @@ async fn connection_cut_mid_io_reconnects_and_replays() {
                 let mut data = vec![0u8; 64 * 1024];
                 rng.fill_bytes(&mut data);
                 let block = i * 256 + rng.gen_range(0..4);
-                lun.write(block, Bytes::from(data.clone()), false).await.expect("write survives the cut");
+                lun.write(block, Bytes::from(data.clone()), false)
+                    .await
+                    .expect("write survives the cut");
                 written.push((block, data));
             }
             written
@@ -257,7 +361,10 @@ async fn connection_cut_mid_io_reconnects_and_replays() {
     assert!(proxy.stats().accepted >= 2);
     lun.flush().await.unwrap();
     for (block, data) in written {
-        assert!(exported.read_backing(block * 512, data.len()).unwrap() == data, "block {block}");
+        assert!(
+            exported.read_backing(block * 512, data.len()).unwrap() == data,
+            "block {block}"
+        );
     }
     session.logout().await.unwrap();
 }

@@ -38,8 +38,10 @@ use scsi_task::ScsiTask;
 use sequencing::Sequencing;
 use task::{Task, TaskKind, TextPurpose};
 
-/// Receive buffer headroom kept free for the next socket read.
-const READ_CHUNK: usize = 256 * 1024;
+/// Size of a fresh receive buffer. Data-In payloads are handed out as slices
+/// of it, so a buffer is replaced (not reused) once full; each replacement
+/// copies the partial PDU at its end, so large buffers keep that copy rare.
+const RECEIVE_ALLOCATION: usize = 4 * 1024 * 1024;
 
 /// Largest text response (SendTargets) we assemble; a target with more is hostile.
 pub const MAX_TEXT_RESPONSE: usize = 1024 * 1024;
@@ -143,7 +145,7 @@ impl Connection {
         let mut conn = Connection {
             ctx,
             phase: Phase::Login(Box::new(login)),
-            rx: BytesMut::with_capacity(READ_CHUNK),
+            rx: BytesMut::new(),
             decoder: PduDecoder::default(),
             encoder: PduEncoder::default(),
             outgoing: VecDeque::new(),
@@ -208,10 +210,12 @@ impl Connection {
         matches!(self.phase, Phase::FullFeature)
     }
 
-    /// The buffer the driver reads socket bytes into, with room reserved.
+    /// The buffer the driver reads socket bytes into, with room reserved for
+    /// at least one whole PDU of the largest size the peer may send.
     pub fn receive_buffer(&mut self) -> &mut BytesMut {
-        if self.rx.capacity() - self.rx.len() < READ_CHUNK / 4 {
-            self.rx.reserve(READ_CHUNK);
+        if self.rx.capacity() - self.rx.len() < self.decoder.max_frame_len() {
+            self.rx
+                .reserve(RECEIVE_ALLOCATION.max(self.decoder.max_frame_len()));
         }
         &mut self.rx
     }
