@@ -22,7 +22,8 @@ tgt_start() {
   local name=$1 size_mb=$2
   shift 2
   TGT_PORT=$(free_port)
-  TGT_CTRL=$(( (RANDOM % 20000) + 20000 ))
+  # tgtadm takes control ports up to 32767.
+  TGT_CTRL=$(( (RANDOM % 12000) + 20000 ))
   TGT_IQN="iqn.2026-11.io.riscsi.demo:${name}"
   TGT_LUN_FILE="/dev/shm/riscsi-${name}-$$.img"
   local portals=()
