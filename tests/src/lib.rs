@@ -36,6 +36,7 @@ mod spawn;
 mod temp;
 mod tgt;
 mod tools;
+pub mod tshark;
 
 pub use builder::{DEFAULT_LUN_SIZE, DEFAULT_STARTUP_TIMEOUT, FixtureBuilder, TargetSpec};
 pub use chap::{Chap, ChapConfig};

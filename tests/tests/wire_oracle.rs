@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
-use std::process::Command;
 
 use bytes::{Bytes, BytesMut};
 use iscsi_proto::codec::{Digests, PduEncoder};
@@ -360,53 +359,17 @@ fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     std::io::Write::flush(&mut pcap.into_inner()).expect("flush pcap");
 }
 
+/// Synthetic captures carry real checksums: have tshark check them too.
+const CHECKSUMS: [&str; 2] = ["tcp.check_checksum:TRUE", "ip.check_checksum:TRUE"];
+
 /// Runs tshark on `path` with IP and TCP checksum validation on; returns stdout.
 fn tshark(path: &Path, args: &[&str]) -> String {
-    let output = Command::new("tshark")
-        .arg("-r")
-        .arg(path)
-        .args([
-            "-o",
-            "tcp.check_checksum:TRUE",
-            "-o",
-            "ip.check_checksum:TRUE",
-        ])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                panic!("tshark not found: install package tshark; ./scripts/test does it");
-            }
-            panic!("cannot run tshark: {e}");
-        });
-    assert!(
-        output.status.success(),
-        "tshark {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("tshark prints UTF-8")
+    riscsi_tests::tshark::read(path, &CHECKSUMS, args)
 }
 
 /// Frames tshark flags as malformed or with an expert error, one line each.
 fn problems(path: &Path) -> Vec<String> {
-    tshark(
-        path,
-        &[
-            "-Y",
-            "_ws.malformed || _ws.expert.severity >= error",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-e",
-            "_ws.expert.message",
-            "-e",
-            "_ws.col.Info",
-        ],
-    )
-    .lines()
-    .map(str::to_owned)
-    .collect()
+    riscsi_tests::tshark::problems(path, &CHECKSUMS, &[])
 }
 
 /// What tshark shows for one top-level iSCSI PDU.
