@@ -545,6 +545,8 @@ impl Connection {
         referenced: Option<Itt>,
         now: Instant,
     ) {
+        // §11.5.4/§11.5.5: only ABORT TASK names a task; otherwise both are reserved.
+        let referenced = referenced.filter(|_| function == TmfFunction::AbortTask);
         let (ref_itt, ref_cmd_sn) =
             match referenced.and_then(|r| self.tasks.get(&r).map(|t| (r, t))) {
                 Some((
