@@ -1126,6 +1126,27 @@ fn logout_closes_cleanly() {
     assert_eq!(h.conn.state(), ConnectionState::Closed);
 }
 
+/// RFC 7143 §11.15: a Logout Response answers our Logout Request only. One
+/// carrying a SCSI command's ITT must neither end the connection as a clean
+/// logout nor make the command vanish.
+#[test]
+fn logout_response_for_a_command_loses_nothing() {
+    let mut h = Harness::logged_in(config());
+    let a = h.submit(read(1, 512));
+    h.sent();
+    let stray = h.logout_response(a);
+    h.send(stray);
+    let events = h.events();
+    if h.conn.state() == ConnectionState::Closed {
+        let (error, unfinished) = closed(&events);
+        assert!(error.is_some(), "closed as a clean logout: {events:?}");
+        assert_eq!(unfinished, vec![a]);
+    } else {
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(h.conn.outstanding_commands(), 1);
+    }
+}
+
 /// Target opcodes, to make random headers parse more often.
 const TARGET_OPCODES: [u8; 10] = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x31, 0x32, 0x3f];
 
@@ -1166,8 +1187,7 @@ proptest! {
         cfg.timeouts.nop_interval = Duration::from_secs(2);
         cfg.timeouts.nop_timeout = Duration::from_secs(3);
         let mut h = Harness::logged_in(cfg);
-        h.submit(read(1, 4096));
-        h.submit(write(1, 2048));
+        let submitted = [h.submit(read(1, 4096)), h.submit(write(1, 2048))];
         h.sent();
         for chunk in &chunks {
             h.send_bytes(chunk);
@@ -1189,5 +1209,21 @@ proptest! {
         } else {
             prop_assert!(closes.is_empty());
         }
+        // No command is lost: each one completed, was handed back, or is
+        // still outstanding, exactly once.
+        let mut accounted = 0;
+        for itt in submitted {
+            let seen = events
+                .iter()
+                .filter(|e| match e {
+                    Event::CommandComplete { task, .. } => *task == itt,
+                    Event::Closed { unfinished, .. } => unfinished.iter().any(|(i, _)| *i == itt),
+                    _ => false,
+                })
+                .count();
+            prop_assert!(seen <= 1, "{} reported {} times", itt, seen);
+            accounted += seen;
+        }
+        prop_assert_eq!(accounted + h.conn.outstanding_commands(), submitted.len());
     }
 }
