@@ -34,7 +34,9 @@ impl Connection {
             Pdu::TaskMgmtResponse(r) => self.on_task_management_response(r, now),
             Pdu::TextResponse(r) => self.on_text_response(r),
             Pdu::LogoutResponse(r) => {
-                if self.remove_task(r.itt).is_some() {
+                // Only our Logout task ends here; another task's ITT is ignored.
+                if matches!(self.tasks.get(&r.itt), Some(t) if matches!(t.kind, TaskKind::Logout)) {
+                    self.remove_task(r.itt);
                     debug!(response = ?r.response, "logged out");
                     self.close_with(None);
                 }
