@@ -14,8 +14,8 @@ use iscsi_proto::codec::{Digests, EncodedPdu, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
     AsyncEvent, AsyncMessage, BHS_LEN, DataIn, DataInStatus, ISCSI_VERSION, Isid, Itt,
     LoginRequest, LoginResponse, LoginStatus, LogoutReason, LogoutResponse, LogoutResponseCode,
-    Lun, NopIn, Pdu, Residual, ScsiResponse, ServiceResponse, Stage, TaskMgmtResponse,
-    TextResponse, TmfFunction, TmfResponse, Ttt,
+    Lun, NopIn, Opcode, Pdu, Reject, RejectReason, Residual, ScsiResponse, ServiceResponse, Stage,
+    TaskMgmtResponse, TextResponse, TmfFunction, TmfResponse, Ttt,
 };
 use iscsi_proto::scsi::Cdb;
 use iscsi_proto::text::{Digest, KeyValue, OperationalParams, TextLimits, parse_pairs};
@@ -1145,6 +1145,103 @@ fn logout_response_for_a_command_loses_nothing() {
         assert!(events.is_empty(), "{events:?}");
         assert_eq!(h.conn.outstanding_commands(), 1);
     }
+}
+
+/// A Reject whose data segment is the header of one of "our" PDUs.
+fn reject_of(h: &mut Harness, opcode: Opcode, itt: Itt) -> Reject {
+    let mut header = [0u8; BHS_LEN];
+    header[0] = opcode.code();
+    header[16..20].copy_from_slice(&itt.0.to_be_bytes());
+    Reject {
+        reason: RejectReason::ProtocolError,
+        stat_sn: h.next_stat_sn(),
+        exp_cmd_sn: h.exp_cmd_sn,
+        max_cmd_sn: h.max_cmd_sn(),
+        data_sn_or_r2t_sn: 0,
+        data: Bytes::copy_from_slice(&header),
+    }
+}
+
+/// `Err` unless `task` is tracked, or was reported exactly once with the
+/// event its kind calls for.
+fn not_lost(h: &Harness, events: &[Event], task: Itt, text: bool) -> Result<(), String> {
+    let reported = events
+        .iter()
+        .filter(|e| match e {
+            Event::CommandComplete { task: t, .. } => !text && *t == task,
+            Event::TextComplete { task: t, .. } => text && *t == task,
+            Event::Closed { unfinished, .. } => !text && unfinished.iter().any(|(i, _)| *i == task),
+            _ => false,
+        })
+        .count();
+    let tracked = h.conn.tasks.contains_key(&task);
+    if reported + usize::from(tracked) == 1 {
+        Ok(())
+    } else {
+        Err(format!("{task} tracked: {tracked}, events: {events:?}"))
+    }
+}
+
+/// A target PDU naming one of our tasks by ITT may only act on a task of
+/// the kind it answers (RFC 7143 §11.6, §11.15, §11.17, §11.19); any other
+/// task stays tracked or is reported, never silently dropped.
+#[test]
+fn responses_naming_a_task_of_another_kind_lose_nothing() {
+    type Stray = fn(&mut Harness, Itt) -> Pdu;
+    let on_command: [(&str, Stray); 6] = [
+        ("TMF Response", |h, itt| {
+            h.tmf_response(itt, TmfResponse::FunctionComplete).into()
+        }),
+        ("Logout Response", |h, itt| h.logout_response(itt).into()),
+        ("NOP-In", |h, itt| h.nop_in(itt, Ttt::RESERVED).into()),
+        ("Text Response", |h, itt| {
+            h.text_response(itt, Ttt::RESERVED, false, Bytes::new())
+                .into()
+        }),
+        ("Reject of a NOP-Out", |h, itt| {
+            reject_of(h, Opcode::NopOut, itt).into()
+        }),
+        ("Reject of a Text Request", |h, itt| {
+            reject_of(h, Opcode::TextRequest, itt).into()
+        }),
+    ];
+    let mut lost = Vec::new();
+    for (what, stray) in on_command {
+        let mut h = Harness::logged_in(config());
+        let a = h.submit(read(1, 512));
+        h.sent();
+        let pdu = stray(&mut h, a);
+        h.send(pdu);
+        let events = h.events();
+        if let Err(e) = not_lost(&h, &events, a, false) {
+            lost.push(format!("{what} naming a SCSI command: {e}"));
+        }
+    }
+
+    let on_text: [(&str, Stray); 3] = [
+        ("Reject of a SCSI Command", |h, itt| {
+            reject_of(h, Opcode::ScsiCommand, itt).into()
+        }),
+        ("SCSI Response", |h, itt| h.scsi_response(itt).into()),
+        ("TMF Response", |h, itt| {
+            h.tmf_response(itt, TmfResponse::FunctionComplete).into()
+        }),
+    ];
+    for (what, stray) in on_text {
+        let mut h = Harness::logged_in(config());
+        let t = h
+            .conn
+            .submit_text(&[("SendTargets", "All")], h.now)
+            .expect("text accepted");
+        h.sent();
+        let pdu = stray(&mut h, t);
+        h.send(pdu);
+        let events = h.events();
+        if let Err(e) = not_lost(&h, &events, t, true) {
+            lost.push(format!("{what} naming a text task: {e}"));
+        }
+    }
+    assert!(lost.is_empty(), "tasks lost:\n{}", lost.join("\n"));
 }
 
 /// Target opcodes, to make random headers parse more often.
