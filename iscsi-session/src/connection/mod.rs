@@ -482,6 +482,17 @@ impl Connection {
         Some(task)
     }
 
+    /// Removes the task only if it is of the kind the target's PDU answers: a
+    /// PDU naming another task's ITT must not end that task unreported.
+    fn remove_task_if(&mut self, itt: Itt, is_kind: fn(&TaskKind) -> bool) -> Option<Task> {
+        let matching = self.tasks.get(&itt).is_some_and(|t| is_kind(&t.kind));
+        if matching {
+            self.remove_task(itt)
+        } else {
+            None
+        }
+    }
+
     /// Sends waiting commands while the window and the queue depth allow.
     fn send_waiting(&mut self) {
         if !matches!(self.phase, Phase::FullFeature) {
