@@ -7,6 +7,7 @@
 //! `ChapAlgorithm::response`, so that a wrong formula cannot check itself.
 
 use iscsi_proto::text::pairs::find;
+use proptest::prelude::*;
 use rand::SeedableRng;
 
 use super::*;
@@ -938,4 +939,103 @@ fn final_response_without_tsih_is_refused() {
     let (mut x, offers) = Exchange::through_security(config());
     let resp = x.target.finishes(0, &answers(&offers, &[]));
     assert!(matches!(failed(x.feed(resp)), Error::Negotiation { .. }));
+}
+
+/// A hostile target's login text: plausible pairs or raw bytes.
+fn hostile_text() -> impl Strategy<Value = Bytes> {
+    let key = prop::sample::select(vec![
+        "AuthMethod",
+        "CHAP_A",
+        "CHAP_I",
+        "CHAP_C",
+        "CHAP_N",
+        "CHAP_R",
+        "HeaderDigest",
+        "MaxBurstLength",
+        "FirstBurstLength",
+        "MaxRecvDataSegmentLength",
+        "InitialR2T",
+        "ErrorRecoveryLevel",
+        "TaskReporting",
+        "TargetAddress",
+        "TargetPortalGroupTag",
+        "X-com.example.key",
+    ]);
+    let value = prop_oneof![
+        prop::sample::select(vec![
+            "CHAP",
+            "None",
+            "5",
+            "7",
+            "Reject",
+            "0x00",
+            "0b",
+            "CRC32C",
+            "Yes",
+            "No",
+            "512",
+            "16777216",
+            "[::1]:3260,1",
+            "NotUnderstood",
+            TARGET_USER,
+        ])
+        .prop_map(String::from),
+        "[ -~]{0,40}",
+    ];
+    prop_oneof![
+        prop::collection::vec((key, value), 0..6).prop_map(|pairs| text(&pairs)),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from),
+    ]
+}
+
+/// One hostile Login Response: header fields and text.
+fn hostile_response() -> impl Strategy<Value = (Stage, Option<Stage>, bool, LoginStatus, Bytes)> {
+    let stage = prop::sample::select(vec![
+        Stage::Security,
+        Stage::Operational,
+        Stage::FullFeature,
+    ]);
+    let status = prop_oneof![
+        8 => Just(LoginStatus::SUCCESS),
+        1 => (0u8..4, any::<u8>()).prop_map(|(class, detail)| LoginStatus { class, detail }),
+    ];
+    (
+        stage.clone(),
+        prop::option::of(stage),
+        any::<bool>(),
+        status,
+        hostile_text(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Hostile input: whatever a target answers, the login never panics,
+    /// ends within the exchange limit, and no error shows a secret.
+    #[test]
+    fn hostile_login_responses_never_panic(
+        mutual in any::<bool>(),
+        responses in prop::collection::vec(hostile_response(), 1..40),
+    ) {
+        let (mut x, _) = Exchange::start(if mutual { mutual_chap() } else { one_way_chap() });
+        let mut accepted = 0;
+        for (csg, next, continue_, status, data) in responses {
+            let resp = LoginResponse {
+                status,
+                tsih: 7,
+                ..x.target.response(csg, next, continue_ && next.is_none(), data)
+            };
+            match x.feed(resp) {
+                Ok(LoginStep::Send(_)) => accepted += 1,
+                Ok(_) => break,
+                Err(e) => {
+                    let shown = format!("{e} {e:?}");
+                    prop_assert!(!shown.contains(SECRET) && !shown.contains(TARGET_SECRET));
+                    break;
+                }
+            }
+        }
+        prop_assert!(accepted <= MAX_LOGIN_EXCHANGES);
+    }
 }

@@ -438,6 +438,24 @@ fn completion(events: &[Event], task: Itt) -> Result<(), CommandFailure> {
         .unwrap_or_else(|| panic!("no completion for {task} in {events:?}"))
 }
 
+/// A login the target never finishes ends at the login timeout.
+#[test]
+fn silent_target_fails_the_login_at_its_timeout() {
+    let mut cfg = config();
+    cfg.timeouts.login = Duration::from_secs(15);
+    let mut h = Harness::new(cfg);
+    assert!(matches!(h.sent().as_slice(), [Pdu::LoginRequest(_)]));
+    h.advance(Duration::from_millis(14_999));
+    assert_eq!(h.conn.state(), ConnectionState::LoggingIn);
+    h.advance(Duration::from_millis(1));
+    let (error, _) = closed(&h.events());
+    assert!(
+        matches!(error, Some(Error::Timeout { what: "login", .. })),
+        "{error:?}"
+    );
+    assert!(h.conn.submit(test_unit_ready(0), h.now).is_err());
+}
+
 /// RFC 7143 §13.1 and §11.2.1 (digests follow the header and the data
 /// segment from the first full-feature PDU on) and §7.8 (a digest error
 /// leaves the connection untrustworthy at ErrorRecoveryLevel 0).
