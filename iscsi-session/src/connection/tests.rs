@@ -489,7 +489,9 @@ fn negotiated_crc32c_digests_are_applied_after_login() {
     // A target PDU whose header digest is wrong fails the connection.
     let mut wire = BytesMut::new();
     let nop = h.nop_in(Itt::RESERVED, Ttt::RESERVED);
-    h.encoder.encode(&Pdu::NopIn(nop), &mut wire).unwrap();
+    h.encoder
+        .encode(&Pdu::NopIn(nop), &mut wire)
+        .expect("NOP-In encodes");
     wire[BHS_LEN] ^= 0x01;
     h.send_bytes(&wire);
     let (error, unfinished) = closed(&h.events());
@@ -509,7 +511,9 @@ fn target_pdus_without_digests_fail_the_connection() {
     let mut wire = BytesMut::new();
     for _ in 0..2 {
         let nop = h.nop_in(Itt::RESERVED, Ttt::RESERVED);
-        plain.encode(&Pdu::NopIn(nop), &mut wire).unwrap();
+        plain
+            .encode(&Pdu::NopIn(nop), &mut wire)
+            .expect("NOP-In encodes");
     }
     h.send_bytes(&wire);
     let (error, _) = closed(&h.events());
@@ -953,8 +957,8 @@ fn async_drop_connection_closes_with_time2wait() {
     let mut h = Harness::logged_in(config());
     let a = h.submit(read(1, 512));
     h.sent();
-    let drop = h.async_message(AsyncEvent::DropConnection, 7);
-    h.send(drop);
+    let dropping = h.async_message(AsyncEvent::DropConnection, 7);
+    h.send(dropping);
     let events = h.events();
     assert!(
         events.iter().any(|e| matches!(
