@@ -34,7 +34,10 @@ impl Connection {
             Pdu::TaskMgmtResponse(r) => self.on_task_management_response(r, now),
             Pdu::TextResponse(r) => self.on_text_response(r),
             Pdu::LogoutResponse(r) => {
-                if self.remove_task(r.itt).is_some() {
+                if self
+                    .remove_task_if(r.itt, |k| matches!(k, TaskKind::Logout))
+                    .is_some()
+                {
                     debug!(response = ?r.response, "logged out");
                     self.close_with(None);
                 }
@@ -141,7 +144,8 @@ impl Connection {
     }
 
     fn on_task_management_response(&mut self, resp: TaskMgmtResponse, now: Instant) {
-        let Some(task) = self.remove_task(resp.itt) else {
+        let is_tmf = |k: &TaskKind| matches!(k, TaskKind::TaskManagement { .. });
+        let Some(task) = self.remove_task_if(resp.itt, is_tmf) else {
             debug!(itt = %resp.itt, "task management response for an unknown task");
             return;
         };
@@ -339,15 +343,17 @@ impl Connection {
                 if matches!(self.ping, Some((p, _)) if p == itt) {
                     self.ping = None;
                 }
-                self.remove_task(itt);
+                self.remove_task_if(itt, |k| matches!(k, TaskKind::Ping));
             }
             // A rejected command PDU was discarded (§7.8, even for a digest
             // error in its immediate data): it never ran, so it may be retried.
             Some(Opcode::ScsiCommand) => {
-                self.complete_command(itt, Err(CommandFailure::Rejected(reject.reason)));
+                if matches!(self.tasks.get(&itt), Some(t) if matches!(t.kind, TaskKind::Scsi(_))) {
+                    self.complete_command(itt, Err(CommandFailure::Rejected(reject.reason)));
+                }
             }
             Some(Opcode::TextRequest) => {
-                if let Some(task) = self.remove_task(itt)
+                if let Some(task) = self.remove_task_if(itt, |k| matches!(k, TaskKind::Text { .. }))
                     && matches!(
                         task.kind,
                         TaskKind::Text {

@@ -494,6 +494,17 @@ impl Connection {
         Some(task)
     }
 
+    /// Removes the task only if it is of the kind the target's PDU answers: a
+    /// PDU naming another task's ITT must not end that task unreported.
+    fn remove_task_if(&mut self, itt: Itt, is_kind: fn(&TaskKind) -> bool) -> Option<Task> {
+        let matching = self.tasks.get(&itt).is_some_and(|t| is_kind(&t.kind));
+        if matching {
+            self.remove_task(itt)
+        } else {
+            None
+        }
+    }
+
     /// Sends waiting commands while the window and the queue depth allow.
     fn send_waiting(&mut self) {
         if !matches!(self.phase, Phase::FullFeature) {
@@ -558,6 +569,8 @@ impl Connection {
         referenced: Option<Itt>,
         now: Instant,
     ) {
+        // §11.5.4/§11.5.5: only ABORT TASK names a task; otherwise both are reserved.
+        let referenced = referenced.filter(|_| function == TmfFunction::AbortTask);
         let (ref_itt, ref_cmd_sn) =
             match referenced.and_then(|r| self.tasks.get(&r).map(|t| (r, t))) {
                 Some((

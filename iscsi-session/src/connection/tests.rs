@@ -1,1 +1,1348 @@
 //! Sans-IO tests of the connection: PDUs and time in, PDUs and events out.
+//!
+//! [`Harness`] plays the target over the real codec: its PDUs are encoded
+//! into the connection's receive buffer, and whatever the connection
+//! transmits is decoded again, with the digests and limits the login agreed
+//! on. Time only moves through [`Harness::advance`], which fires every timer
+//! on the way as a driver would.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use iscsi_proto::codec::{Digests, EncodedPdu, PduDecoder, PduEncoder};
+use iscsi_proto::pdu::{
+    AsyncEvent, AsyncMessage, BHS_LEN, DataIn, DataInStatus, ISCSI_VERSION, Isid, Itt,
+    LoginRequest, LoginResponse, LoginStatus, LogoutReason, LogoutResponse, LogoutResponseCode,
+    Lun, NopIn, Opcode, Pdu, Reject, RejectReason, Residual, ScsiResponse, ServiceResponse, Stage,
+    TaskMgmtResponse, TextResponse, TmfFunction, TmfResponse, Ttt,
+};
+use iscsi_proto::scsi::Cdb;
+use iscsi_proto::text::{Digest, KeyValue, OperationalParams, TextLimits, parse_pairs};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::{Connection, ConnectionState, MAX_TEXT_RESPONSE};
+use crate::command::{Command, Direction};
+use crate::config::{DigestPreference, SessionConfig};
+use crate::error::{CommandFailure, Error};
+use crate::event::{Event, TargetEvent};
+use crate::portal::Portal;
+
+const TSIH: u16 = 0x0b0b;
+/// The MaxRecvDataSegmentLength the target declares unless a test says otherwise.
+const TARGET_MRDSL: &str = "65536";
+
+fn config() -> SessionConfig {
+    let mut config = SessionConfig::new(
+        Portal::new("192.0.2.20", 3260),
+        "iqn.2001-04.com.example:disk1",
+        "iqn.2024-01.io.riscsi:host1",
+    );
+    // Keepalive only where a test is about it: its pings would interleave.
+    config.timeouts.nop_interval = Duration::ZERO;
+    config
+}
+
+fn lun(number: u16) -> Lun {
+    Lun::from_number(number).expect("single-level LUN")
+}
+
+fn test_unit_ready(on: u16) -> Command {
+    Command::new(lun(on), Cdb::test_unit_ready(), Direction::None)
+}
+
+fn read(on: u16, len: u32) -> Command {
+    Command::new(
+        lun(on),
+        Cdb::read(0, len / 512, false),
+        Direction::Read { expected_len: len },
+    )
+}
+
+fn write(on: u16, len: usize) -> Command {
+    let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+    Command::new(
+        lun(on),
+        Cdb::write(0, (len / 512) as u32, false),
+        Direction::Write {
+            data: Bytes::from(data),
+        },
+    )
+}
+
+/// The target's text, written byte by byte without any checks.
+fn text<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Bytes {
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_ref().as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(v.as_ref().as_bytes());
+        out.push(0);
+    }
+    Bytes::from(out)
+}
+
+fn pairs_of(data: &[u8]) -> Vec<KeyValue> {
+    parse_pairs(data, TextLimits::DEFAULT).expect("our text parses")
+}
+
+/// A target's answers to our operational offers: each offer echoed (the
+/// first item of a list), its own MaxRecvDataSegmentLength declared, then
+/// `overrides` applied.
+fn target_answers(offers: &LoginRequest, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = pairs_of(&offers.data)
+        .into_iter()
+        .filter(|kv| kv.key != "MaxRecvDataSegmentLength")
+        .map(|kv| {
+            let first = kv.value.split(',').next().unwrap_or_default().to_owned();
+            (kv.key, first)
+        })
+        .collect();
+    out.push(("MaxRecvDataSegmentLength".into(), TARGET_MRDSL.into()));
+    for (key, value) in overrides {
+        match out.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = (*value).to_owned(),
+            None => out.push(((*key).to_owned(), (*value).to_owned())),
+        }
+    }
+    out
+}
+
+/// The target's side of one connection, and the clock.
+struct Harness {
+    conn: Connection,
+    /// Decodes what the initiator sends, as the target would.
+    decoder: PduDecoder,
+    /// Encodes what the target sends.
+    encoder: PduEncoder,
+    now: Instant,
+    isid: Isid,
+    /// StatSN of the target's next status-bearing PDU.
+    stat_sn: u32,
+    /// The target's ExpCmdSN: one past the last non-immediate command seen.
+    exp_cmd_sn: u32,
+    /// Commands the target accepts beyond ExpCmdSN - 1 (0: zero window).
+    window: u32,
+}
+
+impl Harness {
+    fn new(config: SessionConfig) -> Harness {
+        let now = Instant::now();
+        let isid = config.isid();
+        let conn = Connection::with_rng(Arc::new(config), 0, now, StdRng::seed_from_u64(1));
+        Harness {
+            conn,
+            decoder: PduDecoder::default(),
+            encoder: PduEncoder::default(),
+            now,
+            isid,
+            stat_sn: 1000,
+            exp_cmd_sn: 1,
+            window: 32,
+        }
+    }
+
+    fn logged_in(config: SessionConfig) -> Harness {
+        let mut h = Harness::new(config);
+        h.login(&[]);
+        h
+    }
+
+    fn max_cmd_sn(&self) -> u32 {
+        self.exp_cmd_sn.wrapping_add(self.window).wrapping_sub(1)
+    }
+
+    fn next_stat_sn(&mut self) -> u32 {
+        let sn = self.stat_sn;
+        self.stat_sn = self.stat_sn.wrapping_add(1);
+        sn
+    }
+
+    // ---- wire ----
+
+    fn send(&mut self, pdu: impl Into<Pdu>) {
+        let pdu = pdu.into();
+        self.encoder
+            .encode(&pdu, self.conn.receive_buffer())
+            .expect("the target's PDU encodes");
+        self.conn.handle_received(self.now);
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        self.conn.receive_buffer().extend_from_slice(bytes);
+        self.conn.handle_received(self.now);
+    }
+
+    /// What the connection transmits, as encoded.
+    fn sent_raw(&mut self) -> Vec<EncodedPdu> {
+        std::iter::from_fn(|| self.conn.poll_transmit()).collect()
+    }
+
+    /// What the connection transmits, decoded by the target's decoder.
+    fn sent(&mut self) -> Vec<Pdu> {
+        let mut wire = BytesMut::new();
+        for pdu in self.sent_raw() {
+            pdu.write_to(&mut wire);
+        }
+        let mut out = Vec::new();
+        while let Some(pdu) = self
+            .decoder
+            .decode(&mut wire)
+            .expect("the initiator's PDUs decode")
+        {
+            if let Pdu::ScsiCommand(cmd) = &pdu
+                && !cmd.immediate
+            {
+                self.exp_cmd_sn = cmd.cmd_sn.wrapping_add(1);
+            }
+            out.push(pdu);
+        }
+        assert!(wire.is_empty(), "a partial PDU was transmitted");
+        out
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.conn.poll_event()).collect()
+    }
+
+    /// Moves the clock, firing each timer when it is due.
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        for _ in 0..10_000 {
+            match self.conn.poll_timeout() {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.conn.handle_timeout(self.now);
+                }
+                _ => {
+                    self.now = until;
+                    return;
+                }
+            }
+        }
+        panic!("timers keep firing without time passing");
+    }
+
+    fn submit(&mut self, command: Command) -> Itt {
+        self.conn
+            .submit(command, self.now)
+            .expect("command accepted")
+    }
+
+    // ---- login ----
+
+    fn login_response(&mut self, csg: Stage, nsg: Stage, tsih: u16, data: Bytes) -> LoginResponse {
+        LoginResponse {
+            transit: true,
+            continue_: false,
+            csg,
+            nsg,
+            version_max: ISCSI_VERSION,
+            version_active: ISCSI_VERSION,
+            isid: self.isid,
+            tsih,
+            itt: Itt(0),
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            status: LoginStatus::SUCCESS,
+            data,
+        }
+    }
+
+    fn one_login_request(&mut self) -> LoginRequest {
+        match self.sent().as_slice() {
+            [Pdu::LoginRequest(req)] => req.clone(),
+            other => panic!("expected one Login Request, got {other:?}"),
+        }
+    }
+
+    /// A plain login (no authentication); the target answers our offers with
+    /// [`target_answers`]. Afterwards the harness codec uses the agreed
+    /// digests and limits, as the target's would.
+    fn login(&mut self, overrides: &[(&str, &str)]) -> OperationalParams {
+        let first = self.one_login_request();
+        assert_eq!(first.csg, Stage::Security);
+        let resp = self.login_response(
+            Stage::Security,
+            Stage::Operational,
+            0,
+            text(&[("AuthMethod", "None")]),
+        );
+        self.send(resp);
+        let offers = self.one_login_request();
+        assert_eq!(offers.csg, Stage::Operational);
+        let answers = text(&target_answers(&offers, overrides));
+        let resp = self.login_response(Stage::Operational, Stage::FullFeature, TSIH, answers);
+        self.send(resp);
+        let params = match self.events().as_slice() {
+            [Event::LoggedIn { params, tsih }] => {
+                assert_eq!(*tsih, TSIH);
+                params.clone()
+            }
+            other => panic!("expected LoggedIn, got {other:?}"),
+        };
+        assert_eq!(self.conn.state(), ConnectionState::FullFeature);
+        let digests = Digests {
+            header: params.header_digest == Digest::Crc32c,
+            data: params.data_digest == Digest::Crc32c,
+        };
+        self.decoder
+            .configure(digests, params.max_xmit_data_segment_length);
+        self.encoder
+            .configure(digests, params.max_recv_data_segment_length);
+        params
+    }
+
+    // ---- the target's PDUs ----
+
+    fn scsi_response(&mut self, itt: Itt) -> ScsiResponse {
+        ScsiResponse {
+            response: ServiceResponse::CompletedAtTarget,
+            status: 0,
+            itt,
+            snack_tag: 0,
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            exp_data_sn: 0,
+            bidi_read_residual: Residual::None,
+            residual: Residual::None,
+            data: Bytes::new(),
+        }
+    }
+
+    /// NOP-In: the answer to our ping (ITT set), or with both tags reserved
+    /// a bare window update, or with a TTT the target's own ping.
+    fn nop_in(&mut self, itt: Itt, ttt: Ttt) -> NopIn {
+        // §11.19: StatSN advances only when the NOP-In answers a NOP-Out.
+        let stat_sn = if itt.is_reserved() {
+            self.stat_sn
+        } else {
+            self.next_stat_sn()
+        };
+        NopIn {
+            lun: Lun::default(),
+            itt,
+            ttt,
+            stat_sn,
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            data: Bytes::new(),
+        }
+    }
+
+    fn tmf_response(&mut self, itt: Itt, response: TmfResponse) -> TaskMgmtResponse {
+        TaskMgmtResponse {
+            response,
+            itt,
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+        }
+    }
+
+    fn text_response(&mut self, itt: Itt, ttt: Ttt, more: bool, data: Bytes) -> TextResponse {
+        TextResponse {
+            final_: !more,
+            continue_: more,
+            lun: Lun::default(),
+            itt,
+            ttt,
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            data,
+        }
+    }
+
+    fn data_in(&mut self, itt: Itt, data_sn: u32, offset: u32, len: usize) -> DataIn {
+        DataIn {
+            final_: false,
+            acknowledge: false,
+            status: None,
+            lun: lun(1),
+            itt,
+            ttt: Ttt::RESERVED,
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            data_sn,
+            buffer_offset: offset,
+            data: Bytes::from(vec![0xd5; len]),
+        }
+    }
+
+    fn async_message(&mut self, event: AsyncEvent, parameter2: u16) -> AsyncMessage {
+        AsyncMessage {
+            lun: Lun::default(),
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            event,
+            vcode: 0,
+            parameter1: 0,
+            parameter2,
+            parameter3: 0,
+            data: Bytes::new(),
+        }
+    }
+
+    fn logout_response(&mut self, itt: Itt) -> LogoutResponse {
+        LogoutResponse {
+            response: LogoutResponseCode::Success,
+            itt,
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
+            time2wait: 0,
+            time2retain: 0,
+        }
+    }
+}
+
+/// The ITT and CmdSN of each SCSI Command PDU among `pdus`.
+fn commands(pdus: &[Pdu]) -> Vec<(Itt, u32)> {
+    pdus.iter()
+        .filter_map(|p| match p {
+            Pdu::ScsiCommand(c) => Some((c.itt, c.cmd_sn)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one `Closed` event: its error and the ITTs handed back.
+fn closed(events: &[Event]) -> (Option<Error>, Vec<Itt>) {
+    let mut found = events.iter().filter_map(|e| match e {
+        Event::Closed { error, unfinished } => Some((
+            error.clone(),
+            unfinished.iter().map(|(itt, _)| *itt).collect::<Vec<_>>(),
+        )),
+        _ => None,
+    });
+    let first = found.next().expect("the connection closed");
+    assert!(found.next().is_none(), "closed twice: {events:?}");
+    first
+}
+
+fn completion(events: &[Event], task: Itt) -> Result<(), CommandFailure> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::CommandComplete { task: t, result } if *t == task => {
+                Some(result.clone().map(|_| ()))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no completion for {task} in {events:?}"))
+}
+
+/// A login the target never finishes ends at the login timeout.
+#[test]
+fn silent_target_fails_the_login_at_its_timeout() {
+    let mut cfg = config();
+    cfg.timeouts.login = Duration::from_secs(15);
+    let mut h = Harness::new(cfg);
+    assert!(matches!(h.sent().as_slice(), [Pdu::LoginRequest(_)]));
+    h.advance(Duration::from_millis(14_999));
+    assert_eq!(h.conn.state(), ConnectionState::LoggingIn);
+    h.advance(Duration::from_millis(1));
+    let (error, _) = closed(&h.events());
+    assert!(
+        matches!(error, Some(Error::Timeout { what: "login", .. })),
+        "{error:?}"
+    );
+    assert!(h.conn.submit(test_unit_ready(0), h.now).is_err());
+}
+
+/// RFC 7143 §13.1 and §11.2.1 (digests follow the header and the data
+/// segment from the first full-feature PDU on) and §7.8 (a digest error
+/// leaves the connection untrustworthy at ErrorRecoveryLevel 0).
+#[test]
+fn negotiated_crc32c_digests_are_applied_after_login() {
+    use iscsi_proto::digest::{crc32c, to_wire};
+
+    let mut cfg = config();
+    cfg.operational.header_digest = DigestPreference::Crc32c;
+    cfg.operational.data_digest = DigestPreference::Crc32c;
+    let mut h = Harness::new(cfg);
+    let params = h.login(&[]);
+    assert_eq!(
+        (params.header_digest, params.data_digest),
+        (Digest::Crc32c, Digest::Crc32c)
+    );
+
+    h.submit(write(0, 1024));
+    let raw = h.sent_raw();
+    let [cmd] = raw.as_slice() else {
+        panic!("expected one PDU, got {raw:?}")
+    };
+    assert_eq!(cmd.header.len(), BHS_LEN + 4);
+    assert_eq!(
+        cmd.header[BHS_LEN..],
+        to_wire(crc32c(&cmd.header[..BHS_LEN]))
+    );
+    assert_eq!(cmd.data.len(), 1024);
+    assert_eq!(cmd.trailer(), to_wire(crc32c(&cmd.data)));
+
+    // A target PDU whose header digest is wrong fails the connection.
+    let mut wire = BytesMut::new();
+    let nop = h.nop_in(Itt::RESERVED, Ttt::RESERVED);
+    h.encoder
+        .encode(&Pdu::NopIn(nop), &mut wire)
+        .expect("NOP-In encodes");
+    wire[BHS_LEN] ^= 0x01;
+    h.send_bytes(&wire);
+    let (error, unfinished) = closed(&h.events());
+    assert!(matches!(error, Some(Error::Protocol { .. })), "{error:?}");
+    assert_eq!(unfinished.len(), 1);
+}
+
+/// RFC 7143 §7.8: PDUs without digests on a connection that agreed on them
+/// are refused too (the bytes where a digest belongs do not match).
+#[test]
+fn target_pdus_without_digests_fail_the_connection() {
+    let mut cfg = config();
+    cfg.operational.header_digest = DigestPreference::Crc32c;
+    let mut h = Harness::new(cfg);
+    h.login(&[]);
+    let plain = PduEncoder::default();
+    let mut wire = BytesMut::new();
+    for _ in 0..2 {
+        let nop = h.nop_in(Itt::RESERVED, Ttt::RESERVED);
+        plain
+            .encode(&Pdu::NopIn(nop), &mut wire)
+            .expect("NOP-In encodes");
+    }
+    h.send_bytes(&wire);
+    let (error, _) = closed(&h.events());
+    assert!(matches!(error, Some(Error::Protocol { .. })), "{error:?}");
+    assert_eq!(h.conn.state(), ConnectionState::Closed);
+}
+
+/// RFC 7143 §4.2.2.1: commands wait for CmdSN <= MaxCmdSN and go out when
+/// a response opens the window; §4.2.2.2: ExpStatSN acknowledges StatSN.
+#[test]
+fn commands_beyond_max_cmd_sn_wait_for_the_window() {
+    let mut h = Harness::new(config());
+    h.window = 1;
+    h.login(&[]);
+    let a = h.submit(test_unit_ready(0));
+    let b = h.submit(test_unit_ready(0));
+    let c = h.submit(test_unit_ready(0));
+    let pdus = h.sent();
+    assert_eq!(commands(&pdus), vec![(a, 1)]);
+    let Pdu::ScsiCommand(first) = &pdus[0] else {
+        unreachable!()
+    };
+    assert!(!first.immediate);
+    assert_eq!(
+        first.exp_stat_sn, h.stat_sn,
+        "acknowledges the login response"
+    );
+    assert_eq!(h.conn.outstanding_commands(), 3);
+
+    h.window = 2;
+    let resp = h.scsi_response(a);
+    let acknowledged = resp.stat_sn + 1;
+    h.send(resp);
+    assert!(completion(&h.events(), a).is_ok());
+    let pdus = h.sent();
+    assert_eq!(commands(&pdus), vec![(b, 2), (c, 3)]);
+    for pdu in &pdus {
+        let Pdu::ScsiCommand(cmd) = pdu else {
+            unreachable!()
+        };
+        assert_eq!(cmd.exp_stat_sn, acknowledged);
+    }
+}
+
+/// RFC 7143 §4.2.2.1: immediate PDUs (NOP-Out, task management, logout) go
+/// out whatever the window and carry the next CmdSN without consuming it.
+#[test]
+fn immediate_pdus_ignore_a_zero_window_and_do_not_consume_cmd_sn() {
+    let mut cfg = config();
+    cfg.timeouts.nop_interval = Duration::from_secs(5);
+    let mut h = Harness::new(cfg);
+    h.window = 1;
+    h.login(&[]);
+    let a = h.submit(test_unit_ready(1).with_timeout(Duration::from_secs(6)));
+    assert_eq!(commands(&h.sent()), vec![(a, 1)]);
+    // A used the only CmdSN: the window is now zero (MaxCmdSN = ExpCmdSN - 1),
+    // and §4.2.2.1 does not let a target shrink it below what it granted.
+    h.window = 0;
+    let b = h.submit(test_unit_ready(1));
+    assert!(h.sent().is_empty(), "B waits for the window");
+
+    h.advance(Duration::from_secs(5));
+    let ping = match h.sent().as_slice() {
+        [Pdu::NopOut(nop)] => nop.clone(),
+        other => panic!("expected a NOP-Out, got {other:?}"),
+    };
+    assert!(ping.immediate);
+    assert_eq!(ping.cmd_sn, 2);
+    let reply = h.nop_in(ping.itt, Ttt::RESERVED);
+    h.send(reply);
+
+    h.advance(Duration::from_secs(1));
+    let abort = match h.sent().as_slice() {
+        [Pdu::TaskMgmtRequest(tmf)] => tmf.clone(),
+        other => panic!("expected ABORT TASK, got {other:?}"),
+    };
+    assert!(abort.immediate);
+    assert_eq!(abort.cmd_sn, 2);
+
+    // The window opens by one: B takes the CmdSN no immediate PDU used,
+    // and closes it again.
+    h.window = 1;
+    let update = h.nop_in(Itt::RESERVED, Ttt::RESERVED);
+    h.send(update);
+    assert_eq!(commands(&h.sent()), vec![(b, 2)]);
+
+    h.conn.start_logout(h.now);
+    match h.sent().as_slice() {
+        [Pdu::LogoutRequest(logout)] => {
+            assert!(logout.immediate);
+            assert_eq!(logout.cmd_sn, 3);
+        }
+        other => panic!("expected a Logout Request, got {other:?}"),
+    }
+}
+
+/// The configured queue depth bounds commands in flight whatever the window.
+#[test]
+fn queue_depth_holds_the_fifth_command() {
+    let mut cfg = config();
+    cfg.queue_depth = 4;
+    let mut h = Harness::logged_in(cfg);
+    let itts: Vec<Itt> = (0..5).map(|_| h.submit(test_unit_ready(0))).collect();
+    let sent: Vec<Itt> = commands(&h.sent()).into_iter().map(|(i, _)| i).collect();
+    assert_eq!(sent, itts[..4]);
+    assert_eq!(h.conn.outstanding_commands(), 5);
+
+    let resp = h.scsi_response(itts[2]);
+    h.send(resp);
+    assert_eq!(commands(&h.sent()), vec![(itts[4], 5)]);
+    assert_eq!(h.conn.outstanding_commands(), 4);
+}
+
+/// RFC 7143 §7.5 and §11.5: a command past its deadline is aborted with
+/// ABORT TASK naming its ITT and CmdSN; "function complete" ends it as timed
+/// out.
+#[test]
+fn command_timeout_aborts_the_task() {
+    let mut h = Harness::logged_in(config());
+    let timeout = Duration::from_secs(10);
+    let other = h.submit(test_unit_ready(1));
+    let late = h.submit(read(1, 4096).with_timeout(timeout));
+    let cmd_sns = commands(&h.sent());
+    assert_eq!(cmd_sns, vec![(other, 1), (late, 2)]);
+
+    h.advance(timeout - Duration::from_millis(1));
+    assert!(h.sent().is_empty());
+    h.advance(Duration::from_millis(1));
+    let abort = match h.sent().as_slice() {
+        [Pdu::TaskMgmtRequest(tmf)] => tmf.clone(),
+        other => panic!("expected ABORT TASK, got {other:?}"),
+    };
+    assert_eq!(abort.function, TmfFunction::AbortTask);
+    assert_eq!(abort.lun, lun(1));
+    assert_eq!(abort.referenced_task_tag, late);
+    assert_eq!(abort.ref_cmd_sn, 2);
+    assert!(abort.immediate);
+    assert_ne!(abort.itt, late);
+
+    let done = h.tmf_response(abort.itt, TmfResponse::FunctionComplete);
+    h.send(done);
+    let events = h.events();
+    assert_eq!(
+        completion(&events, late),
+        Err(CommandFailure::Timeout(timeout))
+    );
+    assert_eq!(
+        events.len(),
+        1,
+        "the other command is untouched: {events:?}"
+    );
+    // A status arriving after the abort belongs to no task any more.
+    let stale = h.scsi_response(late);
+    h.send(stale);
+    assert!(h.events().is_empty());
+    assert_eq!(h.conn.outstanding_commands(), 1);
+}
+
+/// Submits A (timed out soon) and B on LUN 1, C on LUN 2, and D, which the
+/// queue depth of 3 holds back; returns them once ABORT TASK for A is out.
+fn abort_in_progress(h: &mut Harness) -> [Itt; 4] {
+    let a = h.submit(test_unit_ready(1).with_timeout(Duration::from_secs(10)));
+    let b = h.submit(test_unit_ready(1));
+    let c = h.submit(test_unit_ready(2));
+    let d = h.submit(test_unit_ready(1));
+    assert_eq!(commands(&h.sent()).len(), 3);
+    h.advance(Duration::from_secs(10));
+    assert!(matches!(
+        h.sent().as_slice(),
+        [Pdu::TaskMgmtRequest(t)] if t.function == TmfFunction::AbortTask
+    ));
+    [a, b, c, d]
+}
+
+fn escalation_config() -> SessionConfig {
+    let mut cfg = config();
+    cfg.queue_depth = 3;
+    cfg.timeouts.task_management = Duration::from_secs(5);
+    cfg
+}
+
+/// RFC 7143 §11.5.1 and §11.5.4: an unanswered ABORT TASK escalates to
+/// LOGICAL UNIT RESET (Referenced Task Tag reserved); its completion ends
+/// the timed-out command as Timeout and the others on the LU as Reset.
+#[test]
+fn unanswered_abort_escalates_to_logical_unit_reset() {
+    let mut h = Harness::logged_in(escalation_config());
+    let [a, b, _, d] = abort_in_progress(&mut h);
+
+    h.advance(Duration::from_secs(5));
+    let reset = match h.sent().as_slice() {
+        [Pdu::TaskMgmtRequest(tmf)] => tmf.clone(),
+        other => panic!("expected LOGICAL UNIT RESET, got {other:?}"),
+    };
+    assert_eq!(reset.function, TmfFunction::LogicalUnitReset);
+    assert_eq!(reset.lun, lun(1));
+    assert!(reset.immediate);
+    assert_eq!(
+        reset.referenced_task_tag,
+        Itt::RESERVED,
+        "§11.5.4: only ABORT TASK and TASK REASSIGN name a task"
+    );
+    assert_eq!(reset.ref_cmd_sn, 0, "§11.5.5: reserved for LU reset");
+
+    let done = h.tmf_response(reset.itt, TmfResponse::FunctionComplete);
+    h.send(done);
+    let events = h.events();
+    assert_eq!(
+        completion(&events, a),
+        Err(CommandFailure::Timeout(Duration::from_secs(10)))
+    );
+    assert_eq!(completion(&events, b), Err(CommandFailure::Reset));
+    assert_eq!(
+        events.len(),
+        2,
+        "C (LUN 2) and D (not sent) live on: {events:?}"
+    );
+    // D was never sent, so the reset did not touch it: it goes out now.
+    assert_eq!(
+        commands(&h.sent())
+            .iter()
+            .map(|(i, _)| *i)
+            .collect::<Vec<_>>(),
+        vec![d]
+    );
+    assert_eq!(h.conn.outstanding_commands(), 2);
+}
+
+/// RFC 7143 §7.5: when even the LU reset goes unanswered the connection is
+/// dropped, and every unfinished command comes back in submission order.
+#[test]
+fn unanswered_logical_unit_reset_closes_with_every_command_unfinished() {
+    let mut h = Harness::logged_in(escalation_config());
+    let [a, b, c, d] = abort_in_progress(&mut h);
+    h.advance(Duration::from_secs(5));
+    assert!(matches!(
+        h.sent().as_slice(),
+        [Pdu::TaskMgmtRequest(t)] if t.function == TmfFunction::LogicalUnitReset
+    ));
+    h.advance(Duration::from_secs(5));
+    let (error, unfinished) = closed(&h.events());
+    assert!(
+        matches!(
+            error,
+            Some(Error::Timeout {
+                what: "task management",
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+    assert_eq!(unfinished, vec![a, b, c, d]);
+    assert_eq!(h.conn.state(), ConnectionState::Closed);
+    assert_eq!(h.conn.poll_timeout(), None);
+}
+
+/// RFC 7143 §4.2.2.1: a command the window never let out times out without
+/// a PDU: there is nothing at the target to abort.
+#[test]
+fn command_waiting_for_the_window_times_out_without_a_pdu() {
+    let mut h = Harness::new(config());
+    h.window = 0;
+    h.login(&[]);
+    let timeout = Duration::from_secs(3);
+    let a = h.submit(read(0, 512).with_timeout(timeout));
+    h.advance(timeout);
+    assert_eq!(
+        completion(&h.events(), a),
+        Err(CommandFailure::Timeout(timeout))
+    );
+    assert!(h.sent().is_empty());
+    assert_eq!(h.conn.outstanding_commands(), 0);
+    assert_eq!(h.conn.state(), ConnectionState::FullFeature);
+}
+
+fn keepalive_config() -> SessionConfig {
+    let mut cfg = config();
+    cfg.timeouts.nop_interval = Duration::from_secs(5);
+    cfg.timeouts.nop_timeout = Duration::from_secs(10);
+    cfg
+}
+
+/// RFC 7143 §11.18 and §11.19: after `nop_interval` of silence a NOP-Out
+/// ping (ITT set, TTT reserved, immediate) goes out; a NOP-In answering it
+/// clears it; a ping left unanswered for `nop_timeout` kills the connection.
+#[test]
+fn nop_keepalive_pings_and_declares_a_silent_target_dead() {
+    let mut h = Harness::logged_in(keepalive_config());
+    h.advance(Duration::from_millis(4999));
+    assert!(h.sent().is_empty());
+    h.advance(Duration::from_millis(1));
+    let ping = match h.sent().as_slice() {
+        [Pdu::NopOut(nop)] => nop.clone(),
+        other => panic!("expected a NOP-Out, got {other:?}"),
+    };
+    assert!(!ping.itt.is_reserved());
+    assert_eq!(ping.ttt, Ttt::RESERVED);
+    assert!(ping.immediate);
+
+    h.advance(Duration::from_secs(2));
+    let reply = h.nop_in(ping.itt, Ttt::RESERVED);
+    h.send(reply);
+    // Answered: nothing until the next idle interval, then a fresh ping.
+    h.advance(Duration::from_millis(4999));
+    assert!(h.sent().is_empty());
+    assert!(h.events().is_empty());
+    h.advance(Duration::from_millis(1));
+    let second = match h.sent().as_slice() {
+        [Pdu::NopOut(nop)] => nop.clone(),
+        other => panic!("expected a second NOP-Out, got {other:?}"),
+    };
+    assert_ne!(second.itt, ping.itt);
+
+    h.advance(Duration::from_millis(9999));
+    assert!(h.events().is_empty());
+    h.advance(Duration::from_millis(1));
+    let (error, _) = closed(&h.events());
+    assert!(
+        matches!(
+            error,
+            Some(Error::Timeout {
+                what: "NOP-Out ping",
+                ..
+            })
+        ),
+        "{error:?}"
+    );
+}
+
+/// RFC 7143 §11.19: any PDU from the target shows it alive and restarts the
+/// idle interval, so a busy connection is never pinged.
+#[test]
+fn any_received_pdu_postpones_the_ping() {
+    let mut h = Harness::logged_in(keepalive_config());
+    h.advance(Duration::from_secs(4));
+    let scsi_event = h.async_message(AsyncEvent::ScsiEvent, 0);
+    h.send(scsi_event);
+    assert!(matches!(
+        h.events().as_slice(),
+        [Event::Target(TargetEvent::ScsiEvent { .. })]
+    ));
+    h.advance(Duration::from_millis(4999));
+    assert!(
+        h.sent().is_empty(),
+        "pinged although the target spoke 5 s ago"
+    );
+    h.advance(Duration::from_millis(1));
+    assert!(matches!(h.sent().as_slice(), [Pdu::NopOut(_)]));
+}
+
+/// RFC 7143 §11.18.1 and §11.19.1: the target's own ping (ITT reserved, TTT
+/// set) is answered with a NOP-Out echoing the TTT and its data.
+#[test]
+fn target_ping_is_answered_with_its_ttt() {
+    let mut h = Harness::logged_in(config());
+    let mut ping = h.nop_in(Itt::RESERVED, Ttt(0x5151));
+    ping.data = Bytes::from_static(b"echo me!");
+    h.send(ping);
+    match h.sent().as_slice() {
+        [Pdu::NopOut(nop)] => {
+            assert_eq!(nop.ttt, Ttt(0x5151));
+            assert!(nop.itt.is_reserved());
+            assert!(nop.immediate);
+            assert_eq!(&nop.data[..], b"echo me!");
+        }
+        other => panic!("expected a NOP-Out, got {other:?}"),
+    }
+}
+
+/// RFC 7143 §4.2.2.3 and §11.7.4–§11.7.6: with DataPDUInOrder=Yes each Data-In
+/// continues the last (DataSN, Buffer Offset) and stays within the expected
+/// length; a violation drops the connection and hands every command back.
+#[test]
+fn data_in_protocol_violations_close_the_connection() {
+    type Feed = fn(&mut Harness, Itt) -> Vec<DataIn>;
+    let cases: [(&str, Feed); 4] = [
+        ("DataSN skips", |h, itt| vec![h.data_in(itt, 1, 0, 512)]),
+        ("DataSN repeats", |h, itt| {
+            vec![h.data_in(itt, 0, 0, 512), h.data_in(itt, 0, 512, 512)]
+        }),
+        ("offset leaves a hole", |h, itt| {
+            vec![h.data_in(itt, 0, 512, 512)]
+        }),
+        ("more data than expected", |h, itt| {
+            vec![h.data_in(itt, 0, 0, 1024), h.data_in(itt, 1, 1024, 4)]
+        }),
+    ];
+    for (what, feed) in cases {
+        let mut h = Harness::logged_in(config());
+        let a = h.submit(read(1, 1024));
+        let b = h.submit(test_unit_ready(1));
+        assert_eq!(commands(&h.sent()).len(), 2);
+        for din in feed(&mut h, a) {
+            h.send(din);
+        }
+        let (error, unfinished) = closed(&h.events());
+        assert!(
+            matches!(error, Some(Error::Protocol { .. })),
+            "{what}: {error:?}"
+        );
+        assert_eq!(unfinished, vec![a, b], "{what}");
+    }
+}
+
+/// The well-formed counterpart of the cases above: Data-In in order, the
+/// status in the last one.
+#[test]
+fn data_in_in_order_completes_the_read() {
+    let mut h = Harness::logged_in(config());
+    let a = h.submit(read(1, 1024));
+    h.sent();
+    let first = h.data_in(a, 0, 0, 512);
+    h.send(first);
+    let mut last = h.data_in(a, 1, 512, 512);
+    last.final_ = true;
+    last.status = Some(DataInStatus {
+        status: 0,
+        stat_sn: h.next_stat_sn(),
+        residual: Residual::None,
+    });
+    h.send(last);
+    let events = h.events();
+    match events.as_slice() {
+        [
+            Event::CommandComplete {
+                task,
+                result: Ok(outcome),
+            },
+        ] => {
+            assert_eq!(*task, a);
+            assert_eq!(outcome.data.len(), 1024);
+        }
+        other => panic!("expected the read to complete, got {other:?}"),
+    }
+}
+
+/// RFC 7143 §11.9.1 (AsyncEvent 2): the target drops the connection;
+/// Parameter2 is Time2Wait.
+#[test]
+fn async_drop_connection_closes_with_time2wait() {
+    let mut h = Harness::logged_in(config());
+    let a = h.submit(read(1, 512));
+    h.sent();
+    let dropping = h.async_message(AsyncEvent::DropConnection, 7);
+    h.send(dropping);
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Target(TargetEvent::DroppingConnection { time2wait })
+                if *time2wait == Duration::from_secs(7)
+        )),
+        "{events:?}"
+    );
+    let (error, unfinished) = closed(&events);
+    assert!(
+        matches!(error, Some(Error::ConnectionLost { .. })),
+        "{error:?}"
+    );
+    assert_eq!(unfinished, vec![a]);
+}
+
+/// RFC 7143 §11.9.1 (AsyncEvent 4) and §6.4: asked to renegotiate, we offer
+/// MaxRecvDataSegmentLength in a Text Request; the target's new declaration
+/// bounds every later data segment we send.
+#[test]
+fn renegotiated_max_recv_data_segment_length_bounds_data_out() {
+    let mut h = Harness::new(config());
+    let params = h.login(&[("FirstBurstLength", "65536")]);
+    assert_eq!(params.max_xmit_data_segment_length, 65536);
+    // Before: the whole 16 KiB write rides in the command as immediate data.
+    h.submit(write(0, 16384));
+    match h.sent().as_slice() {
+        [Pdu::ScsiCommand(cmd)] => assert_eq!(cmd.data.len(), 16384),
+        other => panic!("expected one SCSI Command, got {other:?}"),
+    }
+
+    let renegotiate = h.async_message(AsyncEvent::RenegotiateParameters, 0);
+    h.send(renegotiate);
+    let request = match h.sent().as_slice() {
+        [Pdu::TextRequest(req)] => req.clone(),
+        other => panic!("expected a Text Request, got {other:?}"),
+    };
+    assert_eq!(
+        pairs_of(&request.data),
+        vec![KeyValue::new("MaxRecvDataSegmentLength", "262144")]
+    );
+    assert!(request.final_ && request.ttt.is_reserved());
+    let answer = h.text_response(
+        request.itt,
+        Ttt::RESERVED,
+        false,
+        text(&[("MaxRecvDataSegmentLength", "4096")]),
+    );
+    h.send(answer);
+    assert!(h.events().is_empty(), "renegotiation is internal");
+    // The target's decoder now refuses anything above 4096.
+    let digests = h.decoder.digests();
+    h.decoder.configure(digests, 4096);
+
+    h.submit(write(0, 16384));
+    let pdus = h.sent();
+    let mut covered = 0;
+    for pdu in &pdus {
+        let (offset, len) = match pdu {
+            Pdu::ScsiCommand(cmd) => (0, cmd.data.len()),
+            Pdu::DataOut(d) => (d.buffer_offset as usize, d.data.len()),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert!(len <= 4096, "{len}-byte segment after renegotiating 4096");
+        assert_eq!(offset, covered);
+        covered += len;
+    }
+    assert_eq!(covered, 16384);
+    assert_eq!(pdus.len(), 4);
+}
+
+/// RFC 7143 §11.10.2 and §11.11.2: a Text Response with F=0 and a TTT asks
+/// for an empty continuation request echoing the TTT; the text is
+/// delivered whole, even when a pair spans the two responses.
+#[test]
+fn continued_text_response_is_requested_and_assembled() {
+    let mut h = Harness::logged_in(config());
+    let task = h
+        .conn
+        .submit_text(&[("SendTargets", "All")], h.now)
+        .expect("text accepted");
+    let request = match h.sent().as_slice() {
+        [Pdu::TextRequest(req)] => req.clone(),
+        other => panic!("expected a Text Request, got {other:?}"),
+    };
+    assert_eq!(request.itt, task);
+    assert_eq!(
+        pairs_of(&request.data),
+        vec![KeyValue::new("SendTargets", "All")]
+    );
+
+    let whole = text(&[
+        ("TargetName", "iqn.2001-04.com.example:disk1"),
+        ("TargetAddress", "192.0.2.20:3260,1"),
+    ]);
+    let cut = 20; // inside the first value
+    let first = h.text_response(task, Ttt(0x77), true, whole.slice(..cut));
+    h.send(first);
+    match h.sent().as_slice() {
+        [Pdu::TextRequest(more)] => {
+            assert_eq!(more.itt, task);
+            assert_eq!(more.ttt, Ttt(0x77));
+            assert!(more.data.is_empty());
+            assert!(more.final_);
+        }
+        other => panic!("expected an empty Text Request, got {other:?}"),
+    }
+    assert!(h.events().is_empty());
+
+    let rest = h.text_response(task, Ttt::RESERVED, false, whole.slice(cut..));
+    h.send(rest);
+    match h.events().as_slice() {
+        [
+            Event::TextComplete {
+                task: t,
+                result: Ok(pairs),
+            },
+        ] => {
+            assert_eq!(*t, task);
+            assert_eq!(
+                *pairs,
+                vec![
+                    KeyValue::new("TargetName", "iqn.2001-04.com.example:disk1"),
+                    KeyValue::new("TargetAddress", "192.0.2.20:3260,1"),
+                ]
+            );
+        }
+        other => panic!("expected TextComplete, got {other:?}"),
+    }
+}
+
+/// A target that keeps a text answer going past MAX_TEXT_RESPONSE bytes is
+/// hostile: the connection closes with a protocol error.
+#[test]
+fn text_response_over_the_limit_is_a_protocol_error() {
+    let mut h = Harness::logged_in(config());
+    let task = h
+        .conn
+        .submit_text(&[("SendTargets", "All")], h.now)
+        .expect("text accepted");
+    h.sent();
+    let segment = 256 * 1024;
+    let chunk = Bytes::from(vec![b'a'; segment]);
+    for _ in 0..MAX_TEXT_RESPONSE / segment {
+        let more = h.text_response(task, Ttt(1), true, chunk.clone());
+        h.send(more);
+        assert!(
+            matches!(h.sent().as_slice(), [Pdu::TextRequest(r)] if r.data.is_empty()),
+            "each piece up to the limit is asked for"
+        );
+    }
+    let over = h.text_response(task, Ttt(1), true, Bytes::from_static(b"a"));
+    h.send(over);
+    let events = h.events();
+    let (error, _) = closed(&events);
+    assert!(matches!(error, Some(Error::Protocol { .. })), "{error:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::TextComplete { task: t, result: Err(_) } if *t == task
+        )),
+        "the text task is failed: {events:?}"
+    );
+}
+
+/// RFC 7143 §11.14 and §11.15: logout closes the session; the response
+/// ends the connection cleanly.
+#[test]
+fn logout_closes_cleanly() {
+    let mut h = Harness::logged_in(config());
+    h.conn.start_logout(h.now);
+    let request = match h.sent().as_slice() {
+        [Pdu::LogoutRequest(req)] => req.clone(),
+        other => panic!("expected a Logout Request, got {other:?}"),
+    };
+    assert_eq!(request.reason, LogoutReason::CloseSession);
+    assert!(request.immediate);
+    assert_eq!(h.conn.state(), ConnectionState::LoggingOut);
+    assert!(h.conn.submit(test_unit_ready(0), h.now).is_err());
+
+    let resp = h.logout_response(request.itt);
+    h.send(resp);
+    let (error, unfinished) = closed(&h.events());
+    assert!(error.is_none(), "{error:?}");
+    assert!(unfinished.is_empty());
+    assert_eq!(h.conn.state(), ConnectionState::Closed);
+}
+
+/// RFC 7143 §11.15: a Logout Response answers our Logout Request only. One
+/// carrying a SCSI command's ITT must neither end the connection as a clean
+/// logout nor make the command vanish.
+#[test]
+fn logout_response_for_a_command_loses_nothing() {
+    let mut h = Harness::logged_in(config());
+    let a = h.submit(read(1, 512));
+    h.sent();
+    let stray = h.logout_response(a);
+    h.send(stray);
+    let events = h.events();
+    if h.conn.state() == ConnectionState::Closed {
+        let (error, unfinished) = closed(&events);
+        assert!(error.is_some(), "closed as a clean logout: {events:?}");
+        assert_eq!(unfinished, vec![a]);
+    } else {
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(h.conn.outstanding_commands(), 1);
+    }
+}
+
+/// A Reject whose data segment is the header of one of "our" PDUs.
+fn reject_of(h: &mut Harness, opcode: Opcode, itt: Itt) -> Reject {
+    let mut header = [0u8; BHS_LEN];
+    header[0] = opcode.code();
+    header[16..20].copy_from_slice(&itt.0.to_be_bytes());
+    Reject {
+        reason: RejectReason::ProtocolError,
+        stat_sn: h.next_stat_sn(),
+        exp_cmd_sn: h.exp_cmd_sn,
+        max_cmd_sn: h.max_cmd_sn(),
+        data_sn_or_r2t_sn: 0,
+        data: Bytes::copy_from_slice(&header),
+    }
+}
+
+/// `Err` unless `task` is tracked, or was reported exactly once with the
+/// event its kind calls for.
+fn not_lost(h: &Harness, events: &[Event], task: Itt, text: bool) -> Result<(), String> {
+    let reported = events
+        .iter()
+        .filter(|e| match e {
+            Event::CommandComplete { task: t, .. } => !text && *t == task,
+            Event::TextComplete { task: t, .. } => text && *t == task,
+            Event::Closed { unfinished, .. } => !text && unfinished.iter().any(|(i, _)| *i == task),
+            _ => false,
+        })
+        .count();
+    let tracked = h.conn.tasks.contains_key(&task);
+    if reported + usize::from(tracked) == 1 {
+        Ok(())
+    } else {
+        Err(format!("{task} tracked: {tracked}, events: {events:?}"))
+    }
+}
+
+/// A target PDU naming one of our tasks by ITT may only act on a task of
+/// the kind it answers (RFC 7143 §11.6, §11.15, §11.17, §11.19); any other
+/// task stays tracked or is reported, never silently dropped.
+#[test]
+fn responses_naming_a_task_of_another_kind_lose_nothing() {
+    type Stray = fn(&mut Harness, Itt) -> Pdu;
+    let on_command: [(&str, Stray); 6] = [
+        ("TMF Response", |h, itt| {
+            h.tmf_response(itt, TmfResponse::FunctionComplete).into()
+        }),
+        ("Logout Response", |h, itt| h.logout_response(itt).into()),
+        ("NOP-In", |h, itt| h.nop_in(itt, Ttt::RESERVED).into()),
+        ("Text Response", |h, itt| {
+            h.text_response(itt, Ttt::RESERVED, false, Bytes::new())
+                .into()
+        }),
+        ("Reject of a NOP-Out", |h, itt| {
+            reject_of(h, Opcode::NopOut, itt).into()
+        }),
+        ("Reject of a Text Request", |h, itt| {
+            reject_of(h, Opcode::TextRequest, itt).into()
+        }),
+    ];
+    let mut lost = Vec::new();
+    for (what, stray) in on_command {
+        let mut h = Harness::logged_in(config());
+        let a = h.submit(read(1, 512));
+        h.sent();
+        let pdu = stray(&mut h, a);
+        h.send(pdu);
+        let events = h.events();
+        if let Err(e) = not_lost(&h, &events, a, false) {
+            lost.push(format!("{what} naming a SCSI command: {e}"));
+        }
+    }
+
+    let on_text: [(&str, Stray); 3] = [
+        ("Reject of a SCSI Command", |h, itt| {
+            reject_of(h, Opcode::ScsiCommand, itt).into()
+        }),
+        ("SCSI Response", |h, itt| h.scsi_response(itt).into()),
+        ("TMF Response", |h, itt| {
+            h.tmf_response(itt, TmfResponse::FunctionComplete).into()
+        }),
+    ];
+    for (what, stray) in on_text {
+        let mut h = Harness::logged_in(config());
+        let t = h
+            .conn
+            .submit_text(&[("SendTargets", "All")], h.now)
+            .expect("text accepted");
+        h.sent();
+        let pdu = stray(&mut h, t);
+        h.send(pdu);
+        let events = h.events();
+        if let Err(e) = not_lost(&h, &events, t, true) {
+            lost.push(format!("{what} naming a text task: {e}"));
+        }
+    }
+    assert!(lost.is_empty(), "tasks lost:\n{}", lost.join("\n"));
+}
+
+/// Target opcodes, to make random headers parse more often.
+const TARGET_OPCODES: [u8; 10] = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x31, 0x32, 0x3f];
+
+/// One hostile chunk: random bytes, or a header with a target opcode, a
+/// live ITT and a small data segment, whose other fields are random.
+fn hostile_chunk() -> impl Strategy<Value = Vec<u8>> {
+    let raw = prop::collection::vec(any::<u8>(), 0..160);
+    let header = (
+        prop::sample::select(TARGET_OPCODES.to_vec()),
+        prop::sample::select(vec![1u32, 2, 3, u32::MAX]),
+        prop::collection::vec(any::<u8>(), BHS_LEN),
+        prop::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(opcode, itt, mut bhs, data)| {
+            bhs[0] = opcode;
+            bhs[4] = 0;
+            let len = data.len() as u32;
+            bhs[5..8].copy_from_slice(&len.to_be_bytes()[1..]);
+            bhs[16..20].copy_from_slice(&itt.to_be_bytes());
+            bhs.extend_from_slice(&data);
+            bhs.resize(bhs.len().next_multiple_of(4), 0);
+            bhs
+        });
+    prop_oneof![raw, header]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Hostile input: whatever the target sends after login, the connection
+    /// neither panics nor hangs, and either keeps going or closes once with
+    /// an error.
+    #[test]
+    fn hostile_bytes_after_login_never_panic(
+        chunks in prop::collection::vec(hostile_chunk(), 1..8)
+    ) {
+        let mut cfg = config();
+        cfg.timeouts.nop_interval = Duration::from_secs(2);
+        cfg.timeouts.nop_timeout = Duration::from_secs(3);
+        let mut h = Harness::logged_in(cfg);
+        let submitted = [h.submit(read(1, 4096)), h.submit(write(1, 2048))];
+        h.sent();
+        for chunk in &chunks {
+            h.send_bytes(chunk);
+            h.sent();
+            h.advance(Duration::from_secs(1));
+            h.sent();
+        }
+        let events = h.events();
+        let closes: Vec<&Option<Error>> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Closed { error, .. } => Some(error),
+                _ => None,
+            })
+            .collect();
+        if h.conn.state() == ConnectionState::Closed {
+            prop_assert_eq!(closes.len(), 1);
+            prop_assert!(closes[0].is_some(), "closed without an error");
+        } else {
+            prop_assert!(closes.is_empty());
+        }
+        // No command is lost: each one completed, was handed back, or is
+        // still outstanding, exactly once.
+        let mut accounted = 0;
+        for itt in submitted {
+            let seen = events
+                .iter()
+                .filter(|e| match e {
+                    Event::CommandComplete { task, .. } => *task == itt,
+                    Event::Closed { unfinished, .. } => unfinished.iter().any(|(i, _)| *i == itt),
+                    _ => false,
+                })
+                .count();
+            prop_assert!(seen <= 1, "{} reported {} times", itt, seen);
+            accounted += seen;
+        }
+        prop_assert_eq!(accounted + h.conn.outstanding_commands(), submitted.len());
+    }
+}
