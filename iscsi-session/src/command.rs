@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use iscsi_proto::pdu::{Lun, Residual, TaskAttribute};
+use iscsi_proto::pdu::{Itt, Lun, Residual, TaskAttribute};
 use iscsi_proto::scsi::Cdb;
 
 /// Which way data moves.
@@ -157,6 +157,8 @@ pub mod status {
 /// CHECK CONDITION is an outcome, not a transport error: the caller decides.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommandOutcome {
+    /// The task's Initiator Task Tag on the connection that ran it.
+    pub itt: Itt,
     pub status: u8,
     /// Sense data without the iSCSI SenseLength prefix.
     pub sense: Option<Bytes>,

@@ -129,6 +129,18 @@ impl Login {
         }
     }
 
+    /// A target text the key table refuses. During CHAP that is an
+    /// authentication failure (e.g. a CHAP_C over 1024 bytes), not a mere
+    /// negotiation problem.
+    fn text_error(&self, e: TextError) -> Error {
+        match self.security {
+            Security::AlgorithmsOffered | Security::Responded { .. } => {
+                self.auth_error(format!("login text: {e}"))
+            }
+            _ => self.negotiation_error(format!("login text: {e}")),
+        }
+    }
+
     fn offer(&mut self, key: &str, value: &str) -> Result<(), Error> {
         self.negotiation
             .offer(key, value)
@@ -237,12 +249,12 @@ impl Login {
                 self.pending_transit = None;
                 return Ok(LoginStep::Send(self.next_piece()));
             }
-            Err(e) => return Err(self.negotiation_error(format!("login text: {e}"))),
+            Err(e) => return Err(self.text_error(e)),
         };
         self.negotiation.set_stage(self.stage);
         self.negotiation
             .receive(&pairs)
-            .map_err(|e| self.negotiation_error(e.to_string()))?;
+            .map_err(|e| self.text_error(e))?;
         match self.stage {
             Stage::Security => self.security_response(&resp),
             Stage::Operational => self.operational_response(&resp),

@@ -100,7 +100,7 @@ impl Session {
             return Err(Error::Scsi {
                 ctx: self.context().clone(),
                 lun: command.lun,
-                itt: iscsi_proto::pdu::Itt::RESERVED,
+                itt: outcome.itt,
                 opcode: command.opcode(),
                 status: outcome.status,
                 sense: outcome.sense,

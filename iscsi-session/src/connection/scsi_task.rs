@@ -183,6 +183,7 @@ impl ScsiTask {
         match din.status {
             None => Ok(DataInStep::Continue),
             Some(st) => Ok(DataInStep::Done(CommandOutcome {
+                itt: din.itt,
                 status: st.status,
                 sense: None,
                 data: std::mem::take(&mut self.read),
@@ -204,6 +205,7 @@ impl ScsiTask {
             data.truncate((*expected_len).saturating_sub(short) as usize);
         }
         Ok(CommandOutcome {
+            itt: resp.itt,
             status: resp.status,
             sense,
             data,
