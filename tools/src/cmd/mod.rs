@@ -27,33 +27,32 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Connector(args) => connector::run(&ctx, &args),
-        Command::Discover(args) => block_on(discover::run(&ctx, args)),
-        Command::Inquiry(args) => block_on(inquiry::run(&ctx, args)),
-        Command::Copy(args) => block_on(copy::run(&ctx, args)),
-        Command::Bench(args) => block_on_one_thread(bench::run(&ctx, args)),
+        Command::Discover(args) => block_on(Threads::Many, discover::run(&ctx, args)),
+        Command::Inquiry(args) => block_on(Threads::Many, inquiry::run(&ctx, args)),
+        Command::Copy(args) => block_on(Threads::Many, copy::run(&ctx, args)),
+        Command::Bench(args) => block_on(Threads::One, bench::run(&ctx, args)),
     }
 }
 
-/// Runs `future` on a single-threaded runtime. The benchmark's workers and the
-/// session driver then hand commands and completions to each other without
-/// waking another thread: measured here, a multi-threaded runtime spent as
-/// much CPU on cross-thread wake-ups as on the I/O itself at 4 KiB x 32. The
-/// target gets the other cores.
-fn block_on_one_thread<F: Future<Output = Result<()>>>(future: F) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
-    let result = runtime.block_on(future);
-    runtime.shutdown_background();
-    result
+/// Which runtime a command runs on.
+enum Threads {
+    /// The benchmark: its workers and the session driver hand commands and
+    /// completions to each other without waking another thread. Measured here,
+    /// a multi-threaded runtime spent as much CPU on cross-thread wake-ups as on
+    /// the I/O itself at 4 KiB x 32; the target gets the other cores.
+    One,
+    /// Session drivers and I/O tasks live on the workers, while the command's
+    /// own future runs on this thread and may do blocking local file I/O
+    /// without stalling them.
+    Many,
 }
 
-/// Runs `future` on a multi-threaded runtime: session drivers and I/O tasks
-/// live on the workers, while the future itself runs on this thread and may
-/// do blocking local file I/O without stalling them.
-fn block_on<F: Future<Output = Result<()>>>(future: F) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn block_on<F: Future<Output = Result<()>>>(threads: Threads, future: F) -> Result<()> {
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::Many => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
