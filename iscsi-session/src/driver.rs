@@ -266,10 +266,18 @@ impl Driver {
                 attempts += 1;
                 self.status
                     .send_modify(|s| s.state = SessionState::Reconnecting { attempts });
-                if !self.wait_before_reconnect(attempts).await {
+                let backoff =
+                    Duration::from_millis(100u64 << attempts.min(6)).min(Duration::from_secs(5));
+                let pause = sleep_until(Instant::now() + backoff.max(self.time2wait));
+                if self.while_disconnected(pause).await.is_none() {
                     break;
                 }
-                match establish(&self.config, &self.portal).await {
+                let (config, portal) = (self.config.clone(), self.portal.clone());
+                let login = async move { establish(&config, &portal).await };
+                let Some(outcome) = self.while_disconnected(login).await else {
+                    break;
+                };
+                match outcome {
                     Ok((conn, io, params, portal)) => {
                         info!(attempts, "session reinstated");
                         attempts = 0;
@@ -311,18 +319,21 @@ impl Driver {
         self.status.send_modify(|s| s.state = SessionState::Closed);
     }
 
-    /// Backoff between reconnect attempts, taking requests meanwhile. Returns
-    /// false when the session should end instead.
-    async fn wait_before_reconnect(&mut self, attempts: u32) -> bool {
-        let backoff = Duration::from_millis(100u64 << attempts.min(6)).min(Duration::from_secs(5));
-        let until = Instant::now() + backoff.max(self.time2wait);
+    /// Runs `work` (a backoff, a login) while there is no connection: takes
+    /// requests meanwhile (parking commands, or failing them at once when the
+    /// replacement timeout is zero) and fails parked commands as their
+    /// replacement timeout passes. `None` when the session should end instead
+    /// (logout asked, or every handle dropped).
+    async fn while_disconnected<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(work);
         loop {
             self.expire_parked();
-            let next_expiry = self.next_parked_expiry();
-            let wake = next_expiry.map_or(until, |e| e.min(until));
+            let wake = self.next_parked_expiry().unwrap_or_else(far_future);
             tokio::select! {
+                done = &mut work => return Some(done),
                 req = self.requests.recv() => match req {
-                    None => return !self.parked.is_empty() && !self.shutting_down,
+                    // Every handle is gone, so no caller waits for anything.
+                    None => return None,
                     Some(Request::Command { command, reply }) => {
                         if self.config.timeouts.replacement.is_zero() {
                             let _ = reply.send(Err(self.orphan_error(&command, "no connection")));
@@ -337,14 +348,10 @@ impl Driver {
                     Some(Request::Logout { reply }) => {
                         self.shutting_down = true;
                         self.logout_waiters.push(reply);
-                        return false;
+                        return None;
                     }
                 },
-                _ = sleep_until(wake) => {
-                    if Instant::now() >= until {
-                        return true;
-                    }
-                }
+                _ = sleep_until(wake) => {}
             }
         }
     }

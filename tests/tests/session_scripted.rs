@@ -385,3 +385,37 @@ async fn login_refusal_is_reported() {
     );
     assert!(err.to_string().contains("target not found"), "{err}");
 }
+
+/// §6.3.5 and the replacement timeout: while the target takes the reconnect
+/// but never answers the login, a waiting command fails when its replacement
+/// timeout passes, not when the login gives up; a logout ends the session at
+/// once.
+#[tokio::test]
+async fn replacement_timeout_runs_while_the_login_hangs() {
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(&target);
+    cfg.timeouts.replacement = Duration::from_millis(400);
+    cfg.timeouts.login = Duration::from_secs(30);
+    let (session, conn) = connect(&target, cfg, LoginScript::default()).await;
+    drop(conn);
+    let mut again = target.accept().await;
+    let _ = again.expect_login().await;
+    let started = tokio::time::Instant::now();
+    let result = session.execute(read(512)).await;
+    let waited = started.elapsed();
+    match result {
+        Err(Error::Command {
+            failure: CommandFailure::ConnectionLost(_),
+            ..
+        }) => {}
+        other => panic!("expected a replacement timeout, got {other:?}"),
+    }
+    assert!(
+        waited < Duration::from_secs(5),
+        "waited {waited:?} for a 400 ms replacement timeout"
+    );
+    tokio::time::timeout(Duration::from_secs(2), session.logout())
+        .await
+        .expect("logout does not wait for the hanging login")
+        .unwrap();
+}
