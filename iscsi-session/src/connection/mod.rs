@@ -213,9 +213,15 @@ impl Connection {
     /// The buffer the driver reads socket bytes into, with room reserved for
     /// at least one whole PDU of the largest size the peer may send.
     pub fn receive_buffer(&mut self) -> &mut BytesMut {
-        if self.rx.capacity() - self.rx.len() < self.decoder.max_frame_len() {
-            self.rx
-                .reserve(RECEIVE_ALLOCATION.max(self.decoder.max_frame_len()));
+        let frame = self.decoder.max_frame_len();
+        if self.rx.capacity() - self.rx.len() < frame {
+            // A fresh buffer, carrying over only the partial PDU at the end of
+            // the old one. `BytesMut::reserve` would instead grow the old
+            // allocation in place once its slices are gone, and realloc then
+            // copies all of it, consumed bytes included.
+            let mut fresh = BytesMut::with_capacity(RECEIVE_ALLOCATION.max(2 * frame));
+            fresh.extend_from_slice(&self.rx);
+            self.rx = fresh;
         }
         &mut self.rx
     }
