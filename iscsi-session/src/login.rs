@@ -273,6 +273,18 @@ impl Login {
                 offered: self.offered_algorithms(),
             };
         }
+        // tgtd (and IET before it) number SHA-1 as CHAP_A 7, which IANA gives
+        // SHA-256: they pick 7 and then refuse our SHA-256 answer. A refusal of
+        // an answer made with anything but MD5 is therefore retried with MD5.
+        if let Security::Responded { algorithm, .. } = &self.security
+            && *algorithm != ChapAlgorithm::Md5
+            && status.is_initiator_error()
+        {
+            return Error::ChapAlgorithmRejected {
+                ctx: self.ctx(),
+                offered: self.offered_algorithms(),
+            };
+        }
         if status == LoginStatus::AUTHENTICATION_FAILURE
             || (matches!(self.security, Security::Responded { .. }) && status.is_initiator_error())
         {

@@ -419,3 +419,65 @@ async fn replacement_timeout_runs_while_the_login_hangs() {
         .expect("logout does not wait for the hanging login")
         .unwrap();
 }
+
+/// §12.1.3: a target that refuses our CHAP_A list (SHA-256, SHA-1, MD5) gets a
+/// second login offering MD5 alone.
+#[tokio::test]
+async fn chap_algorithm_list_refused_then_md5_alone() {
+    use iscsi_proto::pdu::LoginResponse;
+    use iscsi_proto::text::{KeyValue, TextLimits, encode_pairs, parse_pairs};
+    use iscsi_session::chap::ChapAlgorithm;
+    use iscsi_session::{ChapConfig, ChapCredentials};
+
+    async fn answer(
+        conn: &mut ScriptedConnection,
+        req: &iscsi_proto::pdu::LoginRequest,
+        pairs: &[(&str, &str)],
+    ) {
+        let kvs: Vec<KeyValue> = pairs.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect();
+        let mut resp: LoginResponse = conn.login_failure(
+            req,
+            LoginStatus::SUCCESS,
+            Bytes::from(encode_pairs(&kvs).unwrap()),
+        );
+        resp.exp_cmd_sn = req.cmd_sn;
+        conn.send(resp).await;
+    }
+    fn value(req: &iscsi_proto::pdu::LoginRequest, key: &str) -> Option<String> {
+        parse_pairs(&req.data, TextLimits::DEFAULT)
+            .unwrap()
+            .into_iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value)
+    }
+
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(&target);
+    let mut chap = ChapConfig::one_way(ChapCredentials::new("alice", "alice-secret-1"));
+    chap.algorithms = vec![
+        ChapAlgorithm::Sha256,
+        ChapAlgorithm::Sha1,
+        ChapAlgorithm::Md5,
+    ];
+    cfg.chap = Some(chap);
+    let session = tokio::spawn(Session::connect(cfg));
+    let mut first = target.accept().await;
+    let req = first.expect_login().await;
+    assert_eq!(value(&req, "AuthMethod").as_deref(), Some("CHAP,None"));
+    answer(&mut first, &req, &[("AuthMethod", "CHAP")]).await;
+    let req = first.expect_login().await;
+    assert_eq!(value(&req, "CHAP_A").as_deref(), Some("7,6,5"));
+    answer(&mut first, &req, &[("CHAP_A", "Reject")]).await;
+    first.expect_eof(Duration::from_secs(5)).await;
+
+    let mut second = target.accept().await;
+    let req = second.expect_login().await;
+    answer(&mut second, &req, &[("AuthMethod", "CHAP")]).await;
+    let req = second.expect_login().await;
+    assert_eq!(
+        value(&req, "CHAP_A").as_deref(),
+        Some("5"),
+        "MD5 alone the second time"
+    );
+    session.abort();
+}

@@ -416,3 +416,42 @@ async fn tshark_finds_nothing_wrong_in_our_traffic() {
         );
     }
 }
+
+/// The same session against istgt: login, geometry, data both ways.
+#[tokio::test]
+async fn istgt_session_reads_and_writes() {
+    let istgt = Istgt::builder()
+        .lun(LunSpec::new(16 << 20).pattern(8))
+        .start()
+        .unwrap();
+    let (session, lun) = open(&istgt, config(istgt.portals()[0], istgt.iqn())).await;
+    let exported = istgt.first_lun();
+    assert_eq!(
+        lun.geometry().blocks * u64::from(lun.geometry().block_size),
+        16 << 20
+    );
+    let data = lun.read(0, 256).await.unwrap().to_bytes();
+    assert_eq!(&data[..], &exported.initial_bytes(0, 256 * 512)[..]);
+    write_and_verify(&lun, exported, 300, 1 << 20, 31).await;
+    session.logout().await.unwrap();
+}
+
+/// With SHA-256, SHA-1 and MD5 offered, tgtd (MD5 only) picks MD5.
+#[tokio::test]
+async fn chap_algorithm_list_against_tgtd() {
+    let tgt = Tgt::builder()
+        .chap("alice", "alice-secret-1")
+        .start()
+        .unwrap();
+    let mut cfg = config(tgt.portals()[0], tgt.iqn());
+    let mut chap_config = ChapConfig::one_way(chap("alice", "alice-secret-1"));
+    chap_config.algorithms = vec![
+        iscsi_session::chap::ChapAlgorithm::Sha256,
+        iscsi_session::chap::ChapAlgorithm::Sha1,
+        iscsi_session::chap::ChapAlgorithm::Md5,
+    ];
+    cfg.chap = Some(chap_config);
+    let (session, lun) = open(&tgt, cfg).await;
+    lun.read(0, 1).await.unwrap();
+    session.logout().await.unwrap();
+}
