@@ -217,8 +217,8 @@ pub enum EncodeError {
 }
 
 /// A PDU ready for a vectored write: the payload is the caller's `Bytes`,
-/// never copied.
-#[derive(Debug, Clone)]
+/// never copied. `Debug` shows lengths only (login text carries CHAP values).
+#[derive(Clone)]
 pub struct EncodedPdu {
     /// BHS, AHS and header digest.
     pub header: Bytes,
@@ -226,6 +226,16 @@ pub struct EncodedPdu {
     pub data: Bytes,
     trailer: [u8; 8],
     trailer_len: u8,
+}
+
+impl std::fmt::Debug for EncodedPdu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedPdu")
+            .field("header_len", &self.header.len())
+            .field("data_len", &self.data.len())
+            .field("trailer_len", &self.trailer_len)
+            .finish()
+    }
 }
 
 impl EncodedPdu {

@@ -54,7 +54,7 @@ impl Command {
         match &self.direction {
             Direction::None => 0,
             Direction::Read { expected_len } => *expected_len,
-            // A write payload is bounded at submission (see `Limits`), so it fits.
+            // `Connection::submit` refuses writes over u32::MAX bytes.
             Direction::Write { data } => data.len() as u32,
         }
     }

@@ -125,6 +125,37 @@ pub struct Timeouts {
     pub replacement: Duration,
 }
 
+impl Timeouts {
+    /// Every wait must end: the waits that guard an exchange must be set, and
+    /// none may be absurd (a day at most).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        let required = [
+            ("connect timeout", self.connect),
+            ("login timeout", self.login),
+            ("command timeout", self.command),
+            ("NOP timeout", self.nop_timeout),
+            ("task management timeout", self.task_management),
+            ("logout timeout", self.logout),
+        ];
+        for (name, d) in required {
+            if d.is_zero() || d > DAY {
+                return Err(ConfigError::OutOfRange(name));
+            }
+        }
+        // Zero is meaningful for these two: no keepalive, fail at once.
+        for (name, d) in [
+            ("NOP interval", self.nop_interval),
+            ("replacement timeout", self.replacement),
+        ] {
+            if d > DAY {
+                return Err(ConfigError::OutOfRange(name));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
@@ -252,6 +283,7 @@ impl SessionConfig {
         if self.queue_depth == 0 {
             return Err(ConfigError::OutOfRange("queue depth"));
         }
+        self.timeouts.validate()?;
         Ok(())
     }
 }
@@ -303,6 +335,23 @@ mod tests {
         assert_eq!(c.validate(), Err(ConfigError::SameSecretBothWays));
         let msg = ConfigError::SameSecretBothWays.to_string();
         assert!(!msg.contains("samesecret12"));
+    }
+
+    #[test]
+    fn absurd_timeouts_refused() {
+        let mut c = config();
+        c.timeouts.command = Duration::ZERO;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::OutOfRange("command timeout"))
+        );
+        let mut c = config();
+        c.timeouts.login = Duration::MAX;
+        assert_eq!(c.validate(), Err(ConfigError::OutOfRange("login timeout")));
+        let mut c = config();
+        c.timeouts.replacement = Duration::ZERO;
+        c.timeouts.nop_interval = Duration::ZERO;
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

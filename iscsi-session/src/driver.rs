@@ -66,13 +66,27 @@ pub struct SessionStatus {
     pub last_error: Option<String>,
 }
 
+/// Bytes queued for the socket past which we stop reading the target.
+const MAX_QUEUED_WRITE: usize = 64 * 1024 * 1024;
+
 /// A command with its caller, kept until it completes so it can be replayed.
 #[derive(Debug)]
 struct PendingCommand {
     command: Command,
     reply: oneshot::Sender<Result<CommandOutcome, Error>>,
-    /// When it was first left without a connection (replacement timeout).
+    /// When it was first left without a connection. The replacement timeout
+    /// counts from there across every reconnect, so a command that keeps
+    /// losing its connection fails in the end instead of being replayed
+    /// forever.
     orphaned_at: Option<Instant>,
+}
+
+impl PendingCommand {
+    /// Marks it left without a connection, keeping the first such instant.
+    fn orphaned(mut self) -> Self {
+        self.orphaned_at.get_or_insert_with(Instant::now);
+        self
+    }
 }
 
 #[derive(Debug)]
@@ -88,14 +102,27 @@ enum LoginEnd {
     Failed(Error),
 }
 
+/// A logged-in connection.
+pub(crate) struct Established {
+    pub conn: Connection,
+    pub io: Transport,
+    pub params: OperationalParams,
+    /// Where the connection goes (after redirects).
+    pub portal: Portal,
+    /// Where the next reconnect should go: the connected portal after a
+    /// permanent redirect, the one asked for otherwise.
+    pub home: Portal,
+}
+
 /// Connects and logs in, following redirects and falling back to CHAP MD5 when
 /// the target refuses our algorithm list.
 pub(crate) async fn establish(
     config: &Arc<SessionConfig>,
     portal: &Portal,
-) -> Result<(Connection, Transport, OperationalParams, Portal), Error> {
+) -> Result<Established, Error> {
     let mut cfg = config.clone();
     let mut target = portal.clone();
+    let mut home = portal.clone();
     let mut redirects = 0u8;
     loop {
         let ctx = PathContext {
@@ -112,22 +139,35 @@ pub(crate) async fn establish(
         this.portal = target.clone();
         let mut conn = Connection::new(Arc::new(this), 0, std::time::Instant::now());
         match run_login(&mut conn, &mut io).await {
-            LoginEnd::LoggedIn { params, .. } => return Ok((conn, io, params, target)),
+            LoginEnd::LoggedIn { params } => {
+                return Ok(Established {
+                    conn,
+                    io,
+                    params,
+                    portal: target,
+                    home,
+                });
+            }
             LoginEnd::Redirected { portal, permanent } => {
                 redirects += 1;
                 if redirects > cfg.max_redirects {
                     return Err(Error::TooManyRedirects { ctx, last: portal });
                 }
                 info!(from = %target, to = %portal, permanent, "following login redirect");
+                if permanent {
+                    home = portal.clone();
+                }
                 target = portal;
             }
+            // MD5 alone, once, and only when the user allowed MD5: never a
+            // downgrade the configuration did not ask for.
             LoginEnd::Failed(Error::ChapAlgorithmRejected { .. })
-                if cfg
-                    .chap
-                    .as_ref()
-                    .is_some_and(|c| c.algorithms != [ChapAlgorithm::Md5]) =>
+                if cfg.chap.as_ref().is_some_and(|c| {
+                    c.algorithms.contains(&ChapAlgorithm::Md5)
+                        && c.algorithms != [ChapAlgorithm::Md5]
+                }) =>
             {
-                info!("target refused our CHAP algorithm list; retrying with MD5 alone");
+                info!("the target refused our CHAP algorithm list; retrying with MD5 alone");
                 let mut md5 = (*cfg).clone();
                 if let Some(chap) = md5.chap.as_mut() {
                     chap.algorithms = vec![ChapAlgorithm::Md5];
@@ -278,10 +318,17 @@ impl Driver {
                     break;
                 };
                 match outcome {
-                    Ok((conn, io, params, portal)) => {
+                    Ok(Established {
+                        conn,
+                        io,
+                        params,
+                        portal,
+                        home,
+                    }) => {
                         info!(attempts, "session reinstated");
                         attempts = 0;
                         self.time2wait = Duration::ZERO;
+                        self.portal = home;
                         self.status.send_modify(|s| {
                             s.state = SessionState::LoggedIn;
                             s.portal = portal;
@@ -338,7 +385,7 @@ impl Driver {
                         if self.config.timeouts.replacement.is_zero() {
                             let _ = reply.send(Err(self.orphan_error(&command, "no connection")));
                         } else {
-                            self.parked.push_back(PendingCommand { command, reply, orphaned_at: Some(Instant::now()) });
+                            self.parked.push_back(PendingCommand { command, reply, orphaned_at: None }.orphaned());
                         }
                     }
                     Some(Request::Text { reply, .. }) => {
@@ -407,19 +454,10 @@ impl Driver {
     fn submit(&mut self, conn: &mut Connection, pending: PendingCommand, now: std::time::Instant) {
         match conn.submit(pending.command.clone(), now) {
             Ok(itt) => {
-                self.replies.insert(
-                    itt,
-                    Reply::Command(PendingCommand {
-                        orphaned_at: None,
-                        ..pending
-                    }),
-                );
+                self.replies.insert(itt, Reply::Command(pending));
             }
             Err(SubmitError::NotReady) => {
-                self.parked.push_back(PendingCommand {
-                    orphaned_at: Some(Instant::now()),
-                    ..pending
-                });
+                self.parked.push_back(pending.orphaned());
             }
             Err(e) => {
                 let err = Error::Command {
@@ -458,19 +496,25 @@ impl Driver {
                 armed = deadline;
             }
             let can_take = conn.accepts_commands() && conn.outstanding_commands() < max_outstanding;
+            // A target that stops reading must not make us queue without end:
+            // past the cap we stop reading it too, so what it sends (pings to
+            // echo, R2Ts to answer) waits in its own socket buffer.
+            let may_read = io.queued_bytes() < MAX_QUEUED_WRITE;
             tokio::select! {
+                // Timers first: a target that never stops sending must not
+                // keep command, abort and NOP deadlines from firing.
                 biased;
-                r = io.readable() => match r {
-                    Ok(()) => read_once(conn, io),
-                    Err(e) => conn.handle_disconnect(e.to_string()),
-                },
-                r = io.writable(), if io.wants_write() => {
-                    if let Err(e) = r { conn.handle_disconnect(e.to_string()); }
-                }
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
                     conn.handle_timeout(std::time::Instant::now());
                 }
+                r = io.writable(), if io.wants_write() => {
+                    if let Err(e) = r { conn.handle_disconnect(e.to_string()); }
+                }
+                r = io.readable(), if may_read => match r {
+                    Ok(()) => read_once(conn, io),
+                    Err(e) => conn.handle_disconnect(e.to_string()),
+                },
                 req = self.requests.recv(), if can_take => {
                     let now = std::time::Instant::now();
                     match req {
@@ -581,10 +625,7 @@ impl Driver {
                         continue;
                     };
                     if park {
-                        self.parked.push_back(PendingCommand {
-                            orphaned_at: Some(Instant::now()),
-                            ..p
-                        });
+                        self.parked.push_back(p.orphaned());
                         continue;
                     }
                     let failure = match &error {

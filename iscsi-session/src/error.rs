@@ -83,8 +83,12 @@ pub enum Error {
     },
     #[error("CHAP authentication with {ctx} failed: {reason}")]
     Authentication { ctx: PathContext, reason: String },
-    #[error("login to {ctx}: target refused CHAP algorithms {offered}")]
-    ChapAlgorithmRejected { ctx: PathContext, offered: String },
+    #[error("login to {ctx}: the target refused CHAP with algorithms {offered}{}", status_suffix(.status))]
+    ChapAlgorithmRejected {
+        ctx: PathContext,
+        offered: String,
+        status: Option<LoginStatus>,
+    },
     #[error("login negotiation with {ctx} failed: {reason}")]
     Negotiation { ctx: PathContext, reason: String },
     #[error("login to {ctx}: too many redirects (last to {last})")]
@@ -120,6 +124,10 @@ pub enum Error {
     BadResponse { ctx: PathContext, reason: String },
     #[error("{ctx}: session closed")]
     Closed { ctx: PathContext },
+}
+
+fn status_suffix(status: &Option<LoginStatus>) -> String {
+    status.map(|s| format!(" ({s})")).unwrap_or_default()
 }
 
 fn sense_suffix(sense: &Option<Bytes>) -> String {

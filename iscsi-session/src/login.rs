@@ -62,8 +62,8 @@ enum Security {
     Done,
 }
 
-/// The login state machine of one connection.
-#[derive(Debug)]
+/// The login state machine of one connection. `Debug` leaves out the text
+/// being sent, which carries our CHAP response.
 pub(crate) struct Login {
     config: Arc<SessionConfig>,
     ctx: PathContext,
@@ -81,6 +81,21 @@ pub(crate) struct Login {
     pending_transit: Option<Stage>,
     exchanges: u32,
     rng: StdRng,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("ctx", &self.ctx)
+            .field("isid", &self.isid)
+            .field("tsih", &self.tsih)
+            .field("stage", &self.stage)
+            .field("security", &self.security)
+            .field("negotiation", &self.negotiation)
+            .field("pending_text_len", &self.pending_text.len())
+            .field("exchanges", &self.exchanges)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Login {
@@ -267,22 +282,24 @@ impl Login {
     /// Maps a failed login status to an error. A refusal right after our
     /// CHAP_A list is how some targets reject an algorithm they do not know.
     fn failure(&self, status: LoginStatus) -> Error {
-        if matches!(self.security, Security::AlgorithmsOffered) && status.is_initiator_error() {
+        // Only "initiator error" and "authentication failure" can mean the
+        // target did not like an algorithm; anything else is what it says.
+        let chap_refusal =
+            status == LoginStatus::INITIATOR_ERROR || status == LoginStatus::AUTHENTICATION_FAILURE;
+        let algorithm_suspect = match &self.security {
+            // A refusal right after our CHAP_A list: some targets reject an
+            // algorithm they do not know that way.
+            Security::AlgorithmsOffered => true,
+            // tgtd (and IET before it) number SHA-1 as CHAP_A 7, which IANA
+            // gives SHA-256: they pick 7, then refuse our SHA-256 answer.
+            Security::Responded { algorithm, .. } => *algorithm != ChapAlgorithm::Md5,
+            _ => false,
+        };
+        if chap_refusal && algorithm_suspect {
             return Error::ChapAlgorithmRejected {
                 ctx: self.ctx(),
                 offered: self.offered_algorithms(),
-            };
-        }
-        // tgtd (and IET before it) number SHA-1 as CHAP_A 7, which IANA gives
-        // SHA-256: they pick 7 and then refuse our SHA-256 answer. A refusal of
-        // an answer made with anything but MD5 is therefore retried with MD5.
-        if let Security::Responded { algorithm, .. } = &self.security
-            && *algorithm != ChapAlgorithm::Md5
-            && status.is_initiator_error()
-        {
-            return Error::ChapAlgorithmRejected {
-                ctx: self.ctx(),
-                offered: self.offered_algorithms(),
+                status: Some(status),
             };
         }
         if status == LoginStatus::AUTHENTICATION_FAILURE
@@ -408,6 +425,7 @@ impl Login {
             .filter(|a| chap.algorithms.contains(a));
         let Some(algorithm) = algorithm else {
             return Err(Error::ChapAlgorithmRejected {
+                status: None,
                 ctx: self.ctx(),
                 offered: self.offered_algorithms(),
             });
@@ -438,7 +456,9 @@ impl Login {
         let ours = match &chap.target {
             Some(_) => {
                 let ours = OurChallenge::generate(&mut self.rng);
-                // A target replaying our own challenge is a reflection attack.
+                // Ours is drawn after theirs arrived, so equality means a broken
+                // random source; answering a challenge equal to our own would
+                // hand out exactly the response a reflection attack wants.
                 if ours.challenge == challenge {
                     return Err(self.auth_error("the target reflected our challenge"));
                 }
@@ -558,11 +578,6 @@ impl Login {
     fn outcome(&self) -> Result<OperationalParams, Error> {
         let params = self.negotiation.outcome();
         let op = &self.config.operational;
-        if !params.data_pdu_in_order {
-            return Err(self.negotiation_error(
-                "the target requires DataPDUInOrder=No, which we do not support",
-            ));
-        }
         if params.error_recovery_level != 0 {
             return Err(self.negotiation_error(format!(
                 "ErrorRecoveryLevel {} negotiated; we run 0",

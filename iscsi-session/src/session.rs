@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::command::{Command, CommandOutcome};
 use crate::config::SessionConfig;
 use crate::connection::ConnectionStats;
-use crate::driver::{Driver, Request, SessionState, SessionStatus, establish};
+use crate::driver::{Driver, Established, Request, SessionState, SessionStatus, establish};
 use crate::error::{Error, PathContext};
 use iscsi_proto::text::OperationalParams;
 
@@ -47,7 +47,13 @@ impl Session {
         // Fix the ISID now: redirects must not change it.
         config.isid = Some(config.isid());
         let config = Arc::new(config);
-        let (conn, io, params, portal) = establish(&config, &config.portal).await?;
+        let Established {
+            conn,
+            io,
+            params,
+            portal,
+            home,
+        } = establish(&config, &config.portal).await?;
         let (status_tx, status_rx) = watch::channel(SessionStatus {
             state: SessionState::LoggedIn,
             portal: portal.clone(),
@@ -57,7 +63,7 @@ impl Session {
             last_error: None,
         });
         let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
-        let driver = Driver::new(config, rx, status_tx, portal);
+        let driver = Driver::new(config, rx, status_tx, home);
         tokio::spawn(driver.run(conn, io));
         Ok(Session {
             inner: Arc::new(Inner {

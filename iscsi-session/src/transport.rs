@@ -24,6 +24,8 @@ pub(crate) struct Transport {
     stream: TcpStream,
     out: VecDeque<Bytes>,
     small: BytesMut,
+    /// Bytes in `out`, not yet written.
+    queued: usize,
 }
 
 impl Transport {
@@ -41,12 +43,14 @@ impl Transport {
             stream,
             out: VecDeque::new(),
             small: BytesMut::with_capacity(8192),
+            queued: 0,
         })
     }
 
     /// Moves everything the connection wants to send into the write queue.
     pub fn queue_from(&mut self, conn: &mut Connection) {
         while let Some(pdu) = conn.poll_transmit() {
+            self.queued += pdu.len();
             self.small.extend_from_slice(&pdu.header);
             if pdu.data.len() <= COALESCE_MAX {
                 self.small.extend_from_slice(&pdu.data);
@@ -61,6 +65,11 @@ impl Transport {
         if !self.small.is_empty() {
             self.out.push_back(self.small.split().freeze());
         }
+    }
+
+    /// Bytes waiting for the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued
     }
 
     pub fn wants_write(&self) -> bool {
@@ -82,6 +91,7 @@ impl Transport {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             };
+            self.queued -= written;
             while written > 0 {
                 let front = self
                     .out

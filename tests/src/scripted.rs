@@ -15,7 +15,8 @@ use iscsi_proto::codec::{Digests, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
     AsyncEvent, AsyncMessage, BHS_LEN, DataIn, DataInStatus, Isid, Itt, LoginRequest,
     LoginResponse, LoginStatus, LogoutRequest, LogoutResponse, LogoutResponseCode, Lun, NopIn, Pdu,
-    R2t, Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, ServiceResponse, Stage, Ttt,
+    R2t, Reject, RejectReason, Residual, ScsiCommand, ScsiResponse, ServiceResponse, Stage,
+    TaskMgmtRequest, TaskMgmtResponse, TmfResponse, Ttt,
 };
 use iscsi_proto::text::{
     KeyValue, Negotiation, Policy, Role, TextLimits, encode_pairs, parse_pairs,
@@ -480,6 +481,21 @@ impl ScriptedConnection {
             max_cmd_sn: self.max_cmd_sn(),
             data_sn_or_r2t_sn: 0,
             data: header.freeze(),
+        }
+    }
+
+    /// The answer to a task management request.
+    pub fn tmf_response(
+        &mut self,
+        req: &TaskMgmtRequest,
+        response: TmfResponse,
+    ) -> TaskMgmtResponse {
+        TaskMgmtResponse {
+            response,
+            itt: req.itt,
+            stat_sn: self.next_stat_sn(),
+            exp_cmd_sn: self.exp_cmd_sn,
+            max_cmd_sn: self.max_cmd_sn(),
         }
     }
 

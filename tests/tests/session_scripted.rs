@@ -255,7 +255,8 @@ async fn target_ping_is_answered() {
     }
 }
 
-/// §11.17: a rejected command fails with the reason, the session goes on.
+/// §11.17: a rejected command fails with the reason, its CmdSN is plugged
+/// (§11.5.1), and the session goes on.
 #[tokio::test]
 async fn rejected_command_fails_with_reason() {
     let target = ScriptedTarget::bind().await;
@@ -265,6 +266,7 @@ async fn rejected_command_fails_with_reason() {
         async move { s.execute(read(512)).await }
     });
     let cmd = conn.expect_command().await;
+    let (rejected_itt, rejected_cmd_sn) = (cmd.itt, cmd.cmd_sn);
     let reject = conn.reject(&Pdu::ScsiCommand(cmd), RejectReason::CommandNotSupported);
     conn.send(reject).await;
     match reader.await.unwrap() {
@@ -274,6 +276,16 @@ async fn rejected_command_fails_with_reason() {
         }) => {}
         other => panic!("expected a rejected command, got {other:?}"),
     }
+    // §11.5.1: the rejected CmdSN is plugged with an ABORT TASK naming it.
+    let Pdu::TaskMgmtRequest(abort) = conn.recv().await else {
+        panic!("expected ABORT TASK")
+    };
+    assert_eq!(
+        (abort.referenced_task_tag, abort.ref_cmd_sn),
+        (rejected_itt, rejected_cmd_sn)
+    );
+    let done = conn.tmf_response(&abort, iscsi_proto::pdu::TmfResponse::FunctionComplete);
+    conn.send(done).await;
     // Still usable afterwards.
     let reader = tokio::spawn({
         let s = session.clone();
@@ -480,4 +492,46 @@ async fn chap_algorithm_list_refused_then_md5_alone() {
         "MD5 alone the second time"
     );
     session.abort();
+}
+
+/// The MD5 fallback is a fallback, not a downgrade: configured with SHA-256
+/// alone, a refused list ends the login instead of offering MD5.
+#[tokio::test]
+async fn no_md5_fallback_unless_configured() {
+    use iscsi_proto::pdu::LoginResponse;
+    use iscsi_proto::text::{KeyValue, encode_pairs};
+    use iscsi_session::chap::ChapAlgorithm;
+    use iscsi_session::{ChapConfig, ChapCredentials};
+
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(&target);
+    let mut chap = ChapConfig::one_way(ChapCredentials::new("alice", "alice-secret-1"));
+    chap.algorithms = vec![ChapAlgorithm::Sha256];
+    cfg.chap = Some(chap);
+    let (result, ()) = tokio::join!(Session::connect(cfg), async {
+        let mut conn = target.accept().await;
+        for answer in [("AuthMethod", "CHAP"), ("CHAP_A", "Reject")] {
+            let req = conn.expect_login().await;
+            let kvs = [KeyValue::new(answer.0, answer.1)];
+            let mut resp: LoginResponse = conn.login_failure(
+                &req,
+                LoginStatus::SUCCESS,
+                Bytes::from(encode_pairs(&kvs).unwrap()),
+            );
+            resp.exp_cmd_sn = req.cmd_sn;
+            conn.send(resp).await;
+        }
+        conn.expect_eof(Duration::from_secs(5)).await;
+    });
+    assert!(
+        matches!(result, Err(Error::ChapAlgorithmRejected { .. })),
+        "{result:?}"
+    );
+    // No second login came.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), target.accept())
+            .await
+            .is_err(),
+        "a second login was attempted"
+    );
 }

@@ -49,8 +49,9 @@ fn read_stages(b: &[u8; 48], opcode: Opcode) -> Result<(bool, bool, Stage, Stage
     Ok((transit, cont, csg, nsg))
 }
 
-/// Login Request. Always immediate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Login Request. Always immediate. `Debug` shows the length of the text, not
+/// the text: it carries CHAP responses.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LoginRequest {
     /// T: the initiator is ready to move to `nsg`.
     pub transit: bool,
@@ -257,8 +258,9 @@ impl fmt::Display for LoginStatus {
     }
 }
 
-/// Login Response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Login Response. `Debug` shows the length of the text, not the text: it
+/// carries CHAP challenges and responses.
+#[derive(Clone, PartialEq, Eq)]
 pub struct LoginResponse {
     pub transit: bool,
     pub continue_: bool,
@@ -313,5 +315,104 @@ impl LoginResponse {
             },
             data,
         })
+    }
+}
+
+/// Login text, shown by its length: CHAP challenge and response together are
+/// enough for an offline dictionary attack on the secret.
+struct TextLen(usize);
+
+impl fmt::Debug for TextLen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes of login text>", self.0)
+    }
+}
+
+impl fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("transit", &self.transit)
+            .field("continue_", &self.continue_)
+            .field("csg", &self.csg)
+            .field("nsg", &self.nsg)
+            .field("version_max", &self.version_max)
+            .field("version_min", &self.version_min)
+            .field("isid", &self.isid)
+            .field("tsih", &self.tsih)
+            .field("itt", &self.itt)
+            .field("cid", &self.cid)
+            .field("cmd_sn", &self.cmd_sn)
+            .field("exp_stat_sn", &self.exp_stat_sn)
+            .field("data", &TextLen(self.data.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("transit", &self.transit)
+            .field("continue_", &self.continue_)
+            .field("csg", &self.csg)
+            .field("nsg", &self.nsg)
+            .field("version_max", &self.version_max)
+            .field("version_active", &self.version_active)
+            .field("isid", &self.isid)
+            .field("tsih", &self.tsih)
+            .field("itt", &self.itt)
+            .field("stat_sn", &self.stat_sn)
+            .field("exp_cmd_sn", &self.exp_cmd_sn)
+            .field("max_cmd_sn", &self.max_cmd_sn)
+            .field("status", &self.status)
+            .field("data", &TextLen(self.data.len()))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_login_text() {
+        let secret_bearing = Bytes::from_static(b"CHAP_N=alice\0CHAP_R=0xc50f00\0");
+        let req = LoginRequest {
+            transit: true,
+            continue_: false,
+            csg: Stage::Security,
+            nsg: Stage::Operational,
+            version_max: 0,
+            version_min: 0,
+            isid: Isid::default(),
+            tsih: 0,
+            itt: Itt(0),
+            cid: 0,
+            cmd_sn: 1,
+            exp_stat_sn: 0,
+            data: secret_bearing.clone(),
+        };
+        let shown = format!("{req:?}");
+        assert!(
+            !shown.contains("CHAP_R") && !shown.contains("c50f"),
+            "{shown}"
+        );
+        assert!(shown.contains("bytes of login text"));
+        let resp = LoginResponse {
+            transit: false,
+            continue_: false,
+            csg: Stage::Security,
+            nsg: Stage::Security,
+            version_max: 0,
+            version_active: 0,
+            isid: Isid::default(),
+            tsih: 0,
+            itt: Itt(0),
+            stat_sn: 0,
+            exp_cmd_sn: 1,
+            max_cmd_sn: 1,
+            status: LoginStatus::SUCCESS,
+            data: secret_bearing,
+        };
+        assert!(!format!("{resp:?}").contains("CHAP_R"));
     }
 }

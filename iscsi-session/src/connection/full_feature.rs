@@ -10,9 +10,9 @@ use iscsi_proto::pdu::{
 use iscsi_proto::text::KeyValue;
 use tracing::{debug, info, warn};
 
-use super::scsi_task::DataInStep;
+use super::scsi_task::{DataInStep, ScsiTask};
 use super::task::{TaskKind, TextPurpose};
-use super::{Connection, MAX_TEXT_RESPONSE, Phase, secs};
+use super::{Connection, MAX_TEXT_RESPONSE, Phase, later, secs};
 use crate::error::{CommandFailure, Error};
 use crate::event::{Event, TargetEvent};
 
@@ -65,17 +65,38 @@ impl Connection {
         });
     }
 
+    /// The sent SCSI command a target PDU names. `None` when there is nothing
+    /// to do: an unknown ITT (a late answer for a task already ended) is
+    /// ignored; a PDU for another kind of task, or for a command still
+    /// waiting for the window, is a violation and fails the connection.
+    fn sent_scsi_task(&mut self, itt: Itt, what: &str) -> Option<&mut ScsiTask> {
+        let sent = match self.tasks.get(&itt).map(|t| &t.kind) {
+            None => {
+                debug!(%itt, "{what} for an unknown task, ignored");
+                return None;
+            }
+            Some(TaskKind::Scsi(s)) => s.cmd_sn.is_some(),
+            Some(_) => false,
+        };
+        if !sent {
+            self.protocol_violation(
+                itt,
+                CommandFailure::Protocol(format!(
+                    "{what} for a task that is not a command sent to the target"
+                )),
+            );
+            return None;
+        }
+        match self.tasks.get_mut(&itt).map(|t| &mut t.kind) {
+            Some(TaskKind::Scsi(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     fn on_scsi_response(&mut self, resp: ScsiResponse) {
         let itt = resp.itt;
-        let Some(task) = self.tasks.get_mut(&itt) else {
-            debug!(%itt, "SCSI Response for an unknown task, ignored");
+        let Some(scsi) = self.sent_scsi_task(itt, "SCSI Response") else {
             return;
-        };
-        let TaskKind::Scsi(scsi) = &mut task.kind else {
-            return self.protocol_violation(
-                itt,
-                CommandFailure::Protocol("SCSI Response for a non-SCSI task".into()),
-            );
         };
         let result = scsi.on_response(resp);
         self.complete_command(itt, result);
@@ -83,15 +104,8 @@ impl Connection {
 
     fn on_data_in(&mut self, din: DataIn) {
         let itt = din.itt;
-        let Some(task) = self.tasks.get_mut(&itt) else {
-            debug!(%itt, "Data-In for an unknown task, ignored");
+        let Some(scsi) = self.sent_scsi_task(itt, "Data-In") else {
             return;
-        };
-        let TaskKind::Scsi(scsi) = &mut task.kind else {
-            return self.protocol_violation(
-                itt,
-                CommandFailure::Protocol("Data-In for a non-SCSI task".into()),
-            );
         };
         match scsi.on_data_in(din) {
             Ok(DataInStep::Continue) => {}
@@ -102,16 +116,13 @@ impl Connection {
 
     fn on_r2t(&mut self, r2t: R2t) {
         let itt = r2t.itt;
-        let exp_stat_sn = self.seq.exp_stat_sn;
-        let Some(task) = self.tasks.get_mut(&itt) else {
-            debug!(%itt, "R2T for an unknown task, ignored");
+        if self.sent_scsi_task(itt, "R2T").is_none() {
             return;
-        };
-        let TaskKind::Scsi(scsi) = &mut task.kind else {
-            return self.protocol_violation(
-                itt,
-                CommandFailure::Protocol("R2T for a non-SCSI task".into()),
-            );
+        }
+        let exp_stat_sn = self.seq.exp_stat_sn;
+        // Field by field, so the Data-Out PDUs go straight into the queue.
+        let Some(TaskKind::Scsi(scsi)) = self.tasks.get_mut(&itt).map(|t| &mut t.kind) else {
+            return;
         };
         if let Err(failure) = scsi.answer_r2t(&r2t, exp_stat_sn, &self.params, &mut self.outgoing) {
             self.protocol_violation(itt, failure);
@@ -123,6 +134,9 @@ impl Connection {
             // The target's own ping: answer only when it carries a TTT (§11.19).
             if nop.wants_reply() {
                 self.stats.target_pings_answered += 1;
+                // Echo the ping data, but never more than the target takes.
+                let mut data = nop.data;
+                data.truncate(self.params.max_xmit_data_segment_length as usize);
                 self.outgoing.push_back(Pdu::NopOut(NopOut {
                     immediate: true,
                     lun: nop.lun,
@@ -130,7 +144,7 @@ impl Connection {
                     ttt: nop.ttt,
                     cmd_sn: self.seq.cmd_sn,
                     exp_stat_sn: self.seq.exp_stat_sn,
-                    data: nop.data,
+                    data,
                 }));
             }
             return;
@@ -304,7 +318,7 @@ impl Connection {
                     // Leave some of the target's grace period for the logout itself.
                     let budget = within.min(self.config.timeouts.command) / 2;
                     self.phase = Phase::Draining {
-                        deadline: now + budget,
+                        deadline: later(now, budget),
                     };
                     self.maybe_finish_draining();
                 }
@@ -318,6 +332,10 @@ impl Connection {
                     ctx: self.ctx.clone(),
                     reason,
                 });
+            }
+            // §11.9.1: answer unless a text exchange is already under way.
+            AsyncEvent::RenegotiateParameters if self.text_in_progress() => {
+                debug!("renegotiation asked while a text exchange is under way");
             }
             AsyncEvent::RenegotiateParameters => {
                 let ours = self.params.max_recv_data_segment_length.to_string();
@@ -347,9 +365,16 @@ impl Connection {
             }
             // A rejected command PDU was discarded (§7.8, even for a digest
             // error in its immediate data): it never ran, so it may be retried.
+            // Its CmdSN is a hole the target would hold later commands behind:
+            // plug it with an ABORT TASK naming it.
             Some(Opcode::ScsiCommand) => {
-                if matches!(self.tasks.get(&itt), Some(t) if matches!(t.kind, TaskKind::Scsi(_))) {
+                let sent = match self.tasks.get(&itt).map(|t| &t.kind) {
+                    Some(TaskKind::Scsi(s)) => s.cmd_sn.map(|sn| (sn, s.command.lun)),
+                    _ => None,
+                };
+                if let Some((cmd_sn, lun)) = sent {
                     self.complete_command(itt, Err(CommandFailure::Rejected(reject.reason)));
+                    self.plug_cmd_sn_hole(itt, cmd_sn, lun, self.now);
                 }
             }
             Some(Opcode::TextRequest) => {
@@ -368,7 +393,8 @@ impl Connection {
                     });
                 }
             }
-            Some(Opcode::TaskMgmtRequest) | Some(Opcode::LogoutRequest) | Some(_) => {
+            // Task management, logout, or anything else we sent.
+            Some(_) => {
                 let reason = format!("target rejected our {opcode:?} ({:?})", reject.reason);
                 self.fail(Error::Protocol {
                     ctx: self.ctx.clone(),

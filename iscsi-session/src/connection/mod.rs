@@ -81,7 +81,8 @@ pub struct ConnectionStats {
     pub max_in_flight: u64,
     pub nop_pings: u64,
     pub target_pings_answered: u64,
-    pub aborts: u64,
+    /// Task management requests sent (aborts, LU resets).
+    pub task_management: u64,
 }
 
 /// Why a command was not accepted.
@@ -89,6 +90,8 @@ pub struct ConnectionStats {
 pub enum SubmitError {
     #[error("connection is not in full feature phase")]
     NotReady,
+    #[error("a text exchange is already under way")]
+    TextBusy,
     #[error("write of {0} bytes does not fit an iSCSI command")]
     TooLarge(usize),
 }
@@ -159,7 +162,7 @@ impl Connection {
             deadlines: BTreeSet::new(),
             next_itt: 1,
             next_seq: 0,
-            phase_deadline: Some(now + config.timeouts.login),
+            phase_deadline: Some(later(now, config.timeouts.login)),
             last_received: now,
             now,
             ping: None,
@@ -316,7 +319,10 @@ impl Connection {
             consider(Some(deadline));
         }
         if self.ping.is_none() && self.keepalive_enabled() {
-            consider(Some(self.last_received + self.config.timeouts.nop_interval));
+            consider(Some(later(
+                self.last_received,
+                self.config.timeouts.nop_interval,
+            )));
         }
         earliest
     }
@@ -358,7 +364,7 @@ impl Connection {
                 return;
             }
         } else if self.keepalive_enabled()
-            && now >= self.last_received + self.config.timeouts.nop_interval
+            && now >= later(self.last_received, self.config.timeouts.nop_interval)
         {
             self.send_ping(now);
         }
@@ -389,27 +395,41 @@ impl Connection {
             return Err(SubmitError::TooLarge(data.len()));
         }
         let timeout = command.timeout.unwrap_or(self.config.timeouts.command);
-        let itt = self.add_task(TaskKind::Scsi(ScsiTask::new(command)), Some(now + timeout));
+        let itt = self.add_task(
+            TaskKind::Scsi(ScsiTask::new(command)),
+            Some(later(now, timeout)),
+        );
         self.waiting.push_back(itt);
         self.send_waiting();
         Ok(itt)
     }
 
     /// Starts a text exchange (e.g. `SendTargets=All`). The answer arrives as
-    /// [`Event::TextComplete`].
+    /// [`Event::TextComplete`]. One at a time: a target answers text
+    /// exchanges one by one, and a bound keeps a peer from piling them up.
     pub fn submit_text(
         &mut self,
         pairs: &[(&str, &str)],
         now: Instant,
     ) -> Result<Itt, SubmitError> {
+        self.now = now;
         if !self.accepts_commands() {
             return Err(SubmitError::NotReady);
+        }
+        if self.text_in_progress() {
+            return Err(SubmitError::TextBusy);
         }
         Ok(self.start_text(pairs, TextPurpose::User, now))
     }
 
+    fn text_in_progress(&self) -> bool {
+        self.tasks
+            .values()
+            .any(|t| matches!(t.kind, TaskKind::Text { .. }))
+    }
+
     fn start_text(&mut self, pairs: &[(&str, &str)], purpose: TextPurpose, now: Instant) -> Itt {
-        let deadline = now + self.config.timeouts.command;
+        let deadline = later(now, self.config.timeouts.command);
         let itt = self.add_task(
             TaskKind::Text {
                 purpose,
@@ -520,8 +540,6 @@ impl Connection {
             let Some(itt) = self.waiting.pop_front() else {
                 break;
             };
-            let cmd_sn = self.seq.take_cmd_sn();
-            let exp_stat_sn = self.seq.exp_stat_sn;
             let Some(Task {
                 kind: TaskKind::Scsi(task),
                 ..
@@ -529,6 +547,10 @@ impl Connection {
             else {
                 continue;
             };
+            // Taken only once the task is there: a CmdSN taken and not sent
+            // would be a hole the target waits on.
+            let cmd_sn = self.seq.take_cmd_sn();
+            let exp_stat_sn = self.seq.exp_stat_sn;
             task.command_pdus(itt, cmd_sn, exp_stat_sn, &self.params, &mut self.outgoing);
             self.in_flight += 1;
             self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight as u64);
@@ -555,7 +577,7 @@ impl Connection {
 
     fn send_ping(&mut self, now: Instant) {
         let itt = self.add_task(TaskKind::Ping, None);
-        self.ping = Some((itt, now + self.config.timeouts.nop_timeout));
+        self.ping = Some((itt, later(now, self.config.timeouts.nop_timeout)));
         self.stats.nop_pings += 1;
         self.outgoing.push_back(Pdu::NopOut(NopOut {
             immediate: true,
@@ -577,18 +599,31 @@ impl Connection {
     ) {
         // §11.5.4/§11.5.5: only ABORT TASK names a task; otherwise both are reserved.
         let referenced = referenced.filter(|_| function == TmfFunction::AbortTask);
-        let (ref_itt, ref_cmd_sn) =
-            match referenced.and_then(|r| self.tasks.get(&r).map(|t| (r, t))) {
-                Some((
-                    r,
-                    Task {
-                        kind: TaskKind::Scsi(s),
-                        ..
-                    },
-                )) => (r, s.cmd_sn.unwrap_or(0)),
-                _ => (Itt::RESERVED, 0),
-            };
-        let deadline = now + self.config.timeouts.task_management;
+        let named = referenced.and_then(|r| match self.tasks.get(&r).map(|t| &t.kind) {
+            Some(TaskKind::Scsi(s)) => Some((r, s.cmd_sn.unwrap_or(0))),
+            _ => None,
+        });
+        self.push_task_management(function, lun, referenced, named, now);
+    }
+
+    /// ABORT TASK for a command the target rejected: it never entered the
+    /// task set, and at ERL 0 its CmdSN is a hole the target holds every later
+    /// command behind. §11.5.1: an ABORT TASK naming a CmdSN the target has
+    /// not received makes it count that CmdSN as received.
+    fn plug_cmd_sn_hole(&mut self, itt: Itt, cmd_sn: u32, lun: Lun, now: Instant) {
+        self.push_task_management(TmfFunction::AbortTask, lun, None, Some((itt, cmd_sn)), now);
+    }
+
+    fn push_task_management(
+        &mut self,
+        function: TmfFunction,
+        lun: Lun,
+        referenced: Option<Itt>,
+        named: Option<(Itt, u32)>,
+        now: Instant,
+    ) {
+        let (ref_itt, ref_cmd_sn) = named.unwrap_or((Itt::RESERVED, 0));
+        let deadline = later(now, self.config.timeouts.task_management);
         let itt = self.add_task(
             TaskKind::TaskManagement {
                 function,
@@ -597,7 +632,7 @@ impl Connection {
             },
             Some(deadline),
         );
-        self.stats.aborts += 1;
+        self.stats.task_management += 1;
         self.outgoing
             .push_back(Pdu::TaskMgmtRequest(TaskMgmtRequest {
                 immediate: true,
@@ -615,7 +650,7 @@ impl Connection {
     fn send_logout(&mut self, now: Instant) {
         let itt = self.add_task(TaskKind::Logout, None);
         self.phase = Phase::LoggingOut;
-        self.phase_deadline = Some(now + self.config.timeouts.logout);
+        self.phase_deadline = Some(later(now, self.config.timeouts.logout));
         self.outgoing.push_back(Pdu::LogoutRequest(LogoutRequest {
             immediate: true,
             reason: LogoutReason::CloseSession,
@@ -681,6 +716,12 @@ impl Connection {
         now: Instant,
     ) {
         warn!(?function, lun = %lun, why, "task management failed");
+        if function == TmfFunction::AbortTask && referenced.is_none() {
+            // A hole-plugging abort (no task of ours behind it): nothing to
+            // escalate; if the hole stays, later commands time out and
+            // escalate themselves.
+            return;
+        }
         if function == TmfFunction::AbortTask {
             self.send_task_management(TmfFunction::LogicalUnitReset, lun, referenced, now);
         } else {
@@ -717,6 +758,16 @@ impl Connection {
         tasks.sort_by_key(|(_, t)| t.seq);
         for (itt, task) in tasks {
             match task.kind {
+                // A command that already timed out is not replayed: it would
+                // time out again on the next connection, and again, forever.
+                TaskKind::Scsi(s) if s.aborting => {
+                    let after = s.command.timeout.unwrap_or(self.config.timeouts.command);
+                    self.stats.commands_failed += 1;
+                    self.events.push_back(Event::CommandComplete {
+                        task: itt,
+                        result: Err(CommandFailure::Timeout(after)),
+                    });
+                }
                 TaskKind::Scsi(s) => unfinished.push((itt, s.command)),
                 TaskKind::Text {
                     purpose: TextPurpose::User,
@@ -797,6 +848,13 @@ impl Connection {
 }
 
 /// Time helper for tests and drivers: a duration in whole seconds from a u16.
+/// `now + after`, saturating far in the future instead of panicking when a
+/// caller passes an absurd timeout (`Duration::MAX`).
+pub(crate) fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 pub(crate) fn secs(s: u16) -> Duration {
     Duration::from_secs(u64::from(s))
 }

@@ -19,6 +19,9 @@ pub(crate) struct ScsiTask {
     read: ReadData,
     next_data_sn: u32,
     next_r2t_sn: u32,
+    /// Where the next R2T must start: DataSequenceInOrder=Yes (all we
+    /// negotiate) and ERL 0 mean each byte is asked for once, in order.
+    next_r2t_offset: usize,
     /// Timed out: an ABORT TASK for it is on its way.
     pub aborting: bool,
 }
@@ -40,6 +43,7 @@ impl ScsiTask {
             read: ReadData::new(),
             next_data_sn: 0,
             next_r2t_sn: 0,
+            next_r2t_offset: 0,
             aborting: false,
         }
     }
@@ -73,6 +77,7 @@ impl ScsiTask {
             first_burst
         };
         let has_unsolicited_data_out = unsolicited_end > immediate_len;
+        self.next_r2t_offset = unsolicited_end;
         out.extend([Pdu::ScsiCommand(ScsiCommand {
             immediate: false,
             final_: !has_unsolicited_data_out,
@@ -127,14 +132,22 @@ impl ScsiTask {
         let start = r2t.buffer_offset as usize;
         let len = r2t.desired_data_transfer_length as usize;
         let end = start.saturating_add(len);
-        if len == 0 || end > data.len() || len > params.max_burst_length as usize {
+        if start != self.next_r2t_offset
+            || len == 0
+            || end > data.len()
+            || len > params.max_burst_length as usize
+        {
+            // A repeated or out-of-order range would make us send the same
+            // data again and again: one 48-byte R2T can ask for a whole burst.
             return Err(CommandFailure::Protocol(format!(
-                "R2T for bytes {start}..{end} of a {}-byte write (MaxBurstLength {})",
+                "R2T for bytes {start}..{end} of a {}-byte write where byte {} comes next (MaxBurstLength {})",
                 data.len(),
+                self.next_r2t_offset,
                 params.max_burst_length
             )));
         }
         self.next_r2t_sn = self.next_r2t_sn.wrapping_add(1);
+        self.next_r2t_offset = end;
         data_out_sequence(
             data,
             start,
@@ -182,13 +195,9 @@ impl ScsiTask {
         self.read.push(din.data);
         match din.status {
             None => Ok(DataInStep::Continue),
-            Some(st) => Ok(DataInStep::Done(CommandOutcome {
-                itt: din.itt,
-                status: st.status,
-                sense: None,
-                data: std::mem::take(&mut self.read),
-                residual: st.residual,
-            })),
+            Some(st) => self
+                .finish(din.itt, st.status, st.residual, None)
+                .map(DataInStep::Done),
         }
     }
 
@@ -197,19 +206,42 @@ impl ScsiTask {
         if resp.response != ServiceResponse::CompletedAtTarget {
             return Err(CommandFailure::TargetFailure(resp.response.code()));
         }
-        let sense = resp.sense_bytes();
+        // Sense data is small and outlives the receive buffer: copy it so it
+        // does not keep a whole receive allocation alive.
+        let sense = resp.sense_bytes().map(|s| Bytes::copy_from_slice(&s));
+        self.finish(resp.itt, resp.status, resp.residual, sense)
+    }
+
+    /// The outcome, once the status is in (a SCSI Response, or a Data-In with
+    /// the S bit). A GOOD read must bring every byte its residual promises: a
+    /// target that skipped a Data-In would otherwise hand back short data.
+    fn finish(
+        &mut self,
+        itt: Itt,
+        status: u8,
+        residual: Residual,
+        sense: Option<Bytes>,
+    ) -> Result<CommandOutcome, CommandFailure> {
         let mut data = std::mem::take(&mut self.read);
-        if let (Residual::Underflow(short), Direction::Read { expected_len }) =
-            (resp.residual, &self.command.direction)
-        {
-            data.truncate((*expected_len).saturating_sub(short) as usize);
+        if let Direction::Read { expected_len } = self.command.direction {
+            let promised = match residual {
+                Residual::Underflow(short) => expected_len.saturating_sub(short) as usize,
+                Residual::None | Residual::Overflow(_) => expected_len as usize,
+            };
+            if status == crate::command::status::GOOD && data.len() != promised {
+                return Err(CommandFailure::Protocol(format!(
+                    "GOOD status after {} of the {promised} bytes the residual promises",
+                    data.len()
+                )));
+            }
+            data.truncate(promised);
         }
         Ok(CommandOutcome {
-            itt: resp.itt,
-            status: resp.status,
+            itt,
+            status,
             sense,
             data,
-            residual: resp.residual,
+            residual,
         })
     }
 }
