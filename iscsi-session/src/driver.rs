@@ -501,8 +501,9 @@ impl Driver {
             // echo, R2Ts to answer) waits in its own socket buffer.
             let may_read = io.queued_bytes() < MAX_QUEUED_WRITE;
             tokio::select! {
-                // Timers first: a target that never stops sending must not
-                // keep command, abort and NOP deadlines from firing.
+                // Timers first, reads last: a target that never stops sending
+                // must not keep deadlines from firing or commands from going
+                // out (tokio clears read readiness only on WouldBlock).
                 biased;
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
@@ -511,10 +512,6 @@ impl Driver {
                 r = io.writable(), if io.wants_write() => {
                     if let Err(e) = r { conn.handle_disconnect(e.to_string()); }
                 }
-                r = io.readable(), if may_read => match r {
-                    Ok(()) => read_once(conn, io),
-                    Err(e) => conn.handle_disconnect(e.to_string()),
-                },
                 req = self.requests.recv(), if can_take => {
                     let now = std::time::Instant::now();
                     match req {
@@ -537,6 +534,10 @@ impl Driver {
                         }
                     }
                 }
+                r = io.readable(), if may_read => match r {
+                    Ok(()) => read_once(conn, io),
+                    Err(e) => conn.handle_disconnect(e.to_string()),
+                },
             }
         }
     }
