@@ -100,6 +100,19 @@ impl Tgt {
         self.daemon.log_tail()
     }
 
+    /// Makes the first target require CRC32C header and/or data digests:
+    /// tgtd answers `None` to any digest offer unless the target is set so.
+    pub fn require_crc32c(&self, header: bool, data: bool) -> Result<()> {
+        for (key, on) in [("HeaderDigest", header), ("DataDigest", data)] {
+            if on {
+                self.tgtadm(&[
+                    "--op", "update", "--mode", "target", "--tid", "1", "-n", key, "-v", "CRC32C",
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `tgtadm -C <control> --lld iscsi ARGS` against this tgtd (e.g. to take
     /// a LUN offline in a test); fails on a non-zero exit.
     pub fn tgtadm(&self, args: &[&str]) -> Result<ToolOutput> {

@@ -121,13 +121,7 @@ async fn crc32c_digests_carry_data_intact() {
         .lun(LunSpec::new(16 << 20).pattern(3))
         .start()
         .unwrap();
-    // tgtd answers None whatever we offer unless the target is set to CRC32C.
-    for key in ["HeaderDigest", "DataDigest"] {
-        tgt.tgtadm(&[
-            "--op", "update", "--mode", "target", "--tid", "1", "-n", key, "-v", "CRC32C",
-        ])
-        .unwrap();
-    }
+    tgt.require_crc32c(true, true).unwrap();
     let mut cfg = config(tgt.portals()[0], tgt.iqn());
     cfg.operational.header_digest = DigestPreference::Crc32c;
     cfg.operational.data_digest = DigestPreference::Crc32c;
@@ -379,12 +373,7 @@ async fn tshark_finds_nothing_wrong_in_our_traffic() {
         .chap("carol", "carol-secret-1")
         .start()
         .unwrap();
-    for key in ["HeaderDigest", "DataDigest"] {
-        tgt.tgtadm(&[
-            "--op", "update", "--mode", "target", "--tid", "1", "-n", key, "-v", "CRC32C",
-        ])
-        .unwrap();
-    }
+    tgt.require_crc32c(true, true).unwrap();
     let capture = riscsi_tests::tshark::Capture::start(tgt.portals()[0]);
     let mut cfg = config(tgt.portals()[0], tgt.iqn());
     cfg.chap = Some(ChapConfig::one_way(chap("carol", "carol-secret-1")));

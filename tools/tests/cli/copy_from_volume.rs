@@ -92,20 +92,7 @@ fn header_digest_from_the_url() {
         .lun(LunSpec::new(LUN_SIZE).pattern(14))
         .start()
         .unwrap();
-    // tgtd answers None to every digest offer unless the target insists.
-    tgt.tgtadm(&[
-        "--op",
-        "update",
-        "--mode",
-        "target",
-        "--tid",
-        "1",
-        "-n",
-        "HeaderDigest",
-        "-v",
-        "CRC32C",
-    ])
-    .unwrap();
+    tgt.require_crc32c(true, false).unwrap();
     let lun = tgt.first_lun();
     let url = format!(
         "{}?header_digest=crc32c",
