@@ -1,40 +1,54 @@
-//! One iSCSI path end to end: TCP, login (security and operational negotiation,
-//! CHAP), SendTargets discovery, pipelined SCSI commands, NOP keepalive, task
-//! management, logout and reconnect with session reinstatement.
+//! One iSCSI path end to end: TCP, login (security and operational
+//! negotiation, CHAP), SendTargets discovery, pipelined SCSI commands, NOP
+//! keepalive, task management, logout and reconnect with session
+//! reinstatement.
 //!
-//! The core is a sans-IO state machine ([`Connection`]) fed with bytes and the
-//! current time; a thin tokio driver owns the socket and timers and exposes the
-//! async [`Session`] handle. Commands are plain data ([`Command`]: CDB,
-//! direction, buffers) so that the multipath layer can replay one on another
-//! path unchanged.
+//! The crate is in three parts, and the first one needs no runtime:
+//!
+//! - [`core`]: the sans-IO state machine. A [`Connection`] is fed bytes and
+//!   the current time and yields PDUs to send, events and its next
+//!   deadline, in the style of quinn-proto. Commands are plain data
+//!   ([`Command`]: CDB, direction, buffers) so that a multipath layer can
+//!   send one again on another path unchanged.
+//! - [`runtime`] (feature `runtime`, on by default): a tokio task per
+//!   session owns the socket and the timers and drives the core; [`Session`]
+//!   is its cloneable handle.
+//! - [`block`]: the block API ([`BlockDevice`]) written once over any
+//!   [`ScsiExecutor`]: a LUN of one session ([`SessionLun`]) or a
+//!   multipath volume.
+//!
+//! Why a module boundary rather than a crate of its own (as quinn keeps
+//! quinn-proto): the core and the driver change together while the project
+//! is young, and `default-features = false` already gives an embedder the
+//! core without tokio.
 #![forbid(unsafe_code)]
 
-pub mod chap;
-pub mod command;
-pub mod config;
-pub mod connection;
-pub mod discovery;
-mod driver;
-pub mod error;
-pub mod event;
-mod login;
-pub mod lun;
-pub mod portal;
-pub mod secret;
-mod session;
-mod transport;
-pub mod url;
+pub mod block;
+pub mod core;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 
-pub use command::{Command, CommandOutcome, Direction, ReadData};
-pub use config::{ChapConfig, ChapCredentials, DigestPreference, SessionConfig, Timeouts};
-pub use connection::{Connection, ConnectionState, ConnectionStats};
-pub use discovery::{DiscoveredPath, discover};
-pub use driver::{SessionState, SessionStatus};
-pub use error::{CommandFailure, Error, PathContext};
-pub use event::{Event, TargetEvent};
+pub use block::{BlockDevice, BlockError, Geometry, ScsiExecutor};
+#[cfg(feature = "runtime")]
+pub use block::{SessionLun, SessionScsi};
+pub use core::backoff::ReconnectPolicy;
+pub use core::chap::ChapAlgorithm;
+pub use core::command::{Command, CommandOutcome, Direction, ReadData};
+pub use core::config::{
+    ChapConfig, ChapCredentials, DigestPreference, OperationalPreferences, Recovery, SessionConfig,
+    Timeouts,
+};
+pub use core::connection::{
+    Connection, ConnectionEvent, ConnectionState, ConnectionStats, TargetEvent, Unfinished,
+};
+pub use core::error::{Delivery, Error, PathContext, TaskFailure};
+pub use core::lu_change::LuChange;
+pub use core::portal::{Portal, PortalParseError};
+pub use core::retry::{RetryPolicy, RetryVerdict};
+pub use core::secret::Secret;
+pub use core::url::{IscsiUrl, UrlError};
 pub use iscsi_proto::text::OperationalParams;
-pub use lun::{Geometry, LunHandle};
-pub use portal::Portal;
-pub use secret::Secret;
-pub use session::Session;
-pub use url::IscsiUrl;
+#[cfg(feature = "runtime")]
+pub use runtime::discovery::{DiscoveredPath, discover};
+#[cfg(feature = "runtime")]
+pub use runtime::{Session, SessionState, SessionStatus};

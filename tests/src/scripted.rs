@@ -37,11 +37,27 @@ pub struct ScriptedTarget {
 
 impl ScriptedTarget {
     pub async fn bind() -> ScriptedTarget {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        ScriptedTarget::bind_on("127.0.0.1:0".parse().expect("address")).await
+    }
+
+    /// A scripted target on a chosen address (e.g. a portal that was down
+    /// when the initiator started).
+    pub async fn bind_on(addr: SocketAddr) -> ScriptedTarget {
+        let listener = TcpListener::bind(addr)
             .await
             .expect("bind a scripted target");
         let addr = listener.local_addr().expect("local address");
         ScriptedTarget { listener, addr }
+    }
+
+    /// Waits up to `timeout` for the initiator to connect; `None` if it does not.
+    pub async fn try_accept(&self, timeout: Duration) -> Option<ScriptedConnection> {
+        let (stream, _) = tokio::time::timeout(timeout, self.listener.accept())
+            .await
+            .ok()?
+            .ok()?;
+        stream.set_nodelay(true).ok();
+        Some(ScriptedConnection::new(stream))
     }
 
     pub fn addr(&self) -> SocketAddr {

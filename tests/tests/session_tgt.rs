@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use iscsi_proto::text::Digest;
 use iscsi_session::{
-    ChapConfig, ChapCredentials, DigestPreference, Error, LunHandle, Portal, Session,
-    SessionConfig, SessionState, discover,
+    BlockDevice, ChapConfig, ChapCredentials, DigestPreference, Error, Portal, ScsiExecutor,
+    Session, SessionConfig, SessionLun, SessionState, discover,
 };
 use rand::{Rng, RngCore, SeedableRng};
 use riscsi_tests::prelude::*;
@@ -28,7 +28,7 @@ fn chap(user: &str, secret: &str) -> ChapCredentials {
     ChapCredentials::new(user, secret)
 }
 
-async fn open(tgt: &impl Fixture, cfg: SessionConfig) -> (Session, LunHandle) {
+async fn open(tgt: &impl Fixture, cfg: SessionConfig) -> (Session, SessionLun) {
     let session = Session::connect(cfg).await.expect("login");
     let lun = session
         .open_lun(tgt.first_lun().number as u16)
@@ -41,11 +41,11 @@ async fn open(tgt: &impl Fixture, cfg: SessionConfig) -> (Session, LunHandle) {
 async fn plain_login_inquiry_capacity_and_logout() {
     let tgt = Tgt::builder().lun(LunSpec::new(8 << 20)).start().unwrap();
     let (session, lun) = open(&tgt, config(tgt.portals()[0], tgt.iqn())).await;
-    let inquiry = session.inquiry(lun.lun()).await.unwrap();
+    let inquiry = lun.inquiry().await.unwrap();
     assert_eq!(inquiry.vendor, "IET");
     let g = lun.geometry();
     assert_eq!((g.block_size, g.blocks), (512, (8 << 20) / 512));
-    let serial = session.unit_serial_number(lun.lun()).await.unwrap();
+    let serial = lun.unit_serial_number().await.unwrap();
     assert_eq!(serial.serial, tgt.first_lun().scsi_sn);
     session.logout().await.unwrap();
     let mut status = session.watch_status();
@@ -205,7 +205,7 @@ async fn discovery_chap() {
 /// Writes `len` random bytes at byte `offset`, reads them back through the
 /// session and checks the backing file holds them too.
 async fn write_and_verify(
-    lun: &LunHandle,
+    lun: &SessionLun,
     exported: &riscsi_tests::ExportedLun,
     offset_blocks: u64,
     len: usize,
@@ -435,9 +435,9 @@ async fn chap_algorithm_list_against_tgtd() {
     let mut cfg = config(tgt.portals()[0], tgt.iqn());
     let mut chap_config = ChapConfig::one_way(chap("alice", "alice-secret-1"));
     chap_config.algorithms = vec![
-        iscsi_session::chap::ChapAlgorithm::Sha256,
-        iscsi_session::chap::ChapAlgorithm::Sha1,
-        iscsi_session::chap::ChapAlgorithm::Md5,
+        iscsi_session::ChapAlgorithm::Sha256,
+        iscsi_session::ChapAlgorithm::Sha1,
+        iscsi_session::ChapAlgorithm::Md5,
     ];
     cfg.chap = Some(chap_config);
     let (session, lun) = open(&tgt, cfg).await;

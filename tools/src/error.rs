@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use iscsi_session::url::UrlError;
+use iscsi_session::UrlError;
 
 /// Everything a subcommand can fail with. No variant holds a secret: secrets
 /// live in [`iscsi_session::Secret`], which has no `Display`.

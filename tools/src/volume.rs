@@ -1,7 +1,7 @@
 //! Opening a volume named by a URL: parse, complete the credentials, log in,
 //! probe the LUN.
 
-use iscsi_session::{IscsiUrl, LunHandle, Secret, Session};
+use iscsi_session::{BlockDevice, IscsiUrl, Secret, Session, SessionLun};
 use tracing::info;
 
 use crate::auth;
@@ -35,7 +35,7 @@ pub fn parse_volume_url(
 pub struct Volume {
     pub url: IscsiUrl,
     pub session: Session,
-    pub lun: LunHandle,
+    pub lun: SessionLun,
 }
 
 impl Volume {

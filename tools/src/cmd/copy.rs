@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use clap::Args;
-use iscsi_session::{LunHandle, ReadData};
+use iscsi_session::{BlockDevice, ReadData, SessionLun};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::info;
 
@@ -424,7 +424,7 @@ fn has_more(input: &mut File, name: &str) -> Result<bool> {
 
 /// Writes `tail` (shorter than a block) at the start of block `lba`, keeping
 /// the rest of that block as it is on the volume.
-async fn merge_partial_block(lun: &LunHandle, lba: u64, tail: Bytes) -> Result<()> {
+async fn merge_partial_block(lun: &SessionLun, lba: u64, tail: Bytes) -> Result<()> {
     let existing = lun.read(lba, 1).await?;
     let merged = overlay(&existing, &tail);
     lun.write(lba, merged, false).await?;

@@ -52,7 +52,7 @@ fn discovery_config(
     } else {
         let portal: Portal = arg
             .parse()
-            .map_err(|e: iscsi_session::portal::PortalParseError| CliError::usage(e.to_string()))?;
+            .map_err(|e: iscsi_session::PortalParseError| CliError::usage(e.to_string()))?;
         IscsiUrl {
             portal,
             target: None,

@@ -2,13 +2,12 @@
 //! and what the session negotiated.
 
 use clap::Args;
-use iscsi_proto::pdu::Lun;
 use iscsi_proto::scsi::vpd::{
     Association, BlockLimits, CodeSet, DesignationDescriptor, Designator, DeviceIdentification,
     LogicalBlockProvisioning, ProvisioningType, UnitSerialNumber,
 };
 use iscsi_proto::scsi::{LuIdentity, hex_string};
-use iscsi_session::{OperationalParams, Session};
+use iscsi_session::{BlockDevice, OperationalParams, ScsiExecutor, SessionLun};
 use serde::Serialize;
 use tracing::debug;
 
@@ -125,8 +124,8 @@ pub async fn run(ctx: &Context, args: InquiryArgs) -> Result<()> {
 }
 
 /// An optional VPD page: a target without it just reports less.
-async fn optional_vpd(session: &Session, lun: Lun, page: u8) -> Option<bytes::Bytes> {
-    match session.vpd(lun, page).await {
+async fn optional_vpd(lun: &SessionLun, page: u8) -> Option<bytes::Bytes> {
+    match lun.vpd(page).await {
         Ok(data) => Some(data),
         Err(e) => {
             debug!(page, error = %e, "VPD page not available");
@@ -137,38 +136,38 @@ async fn optional_vpd(session: &Session, lun: Lun, page: u8) -> Option<bytes::By
 
 async fn gather(volume: &Volume) -> Result<Report> {
     let session = &volume.session;
-    let lun = volume.lun.lun();
-    let geometry = volume.lun.geometry();
-    let inquiry = session.inquiry(lun).await?;
-    let pages = session.supported_vpd_pages(lun).await.ok();
+    let lun = &volume.lun;
+    let geometry = lun.geometry();
+    let inquiry = lun.inquiry().await?;
+    let pages = lun.supported_vpd_pages().await.ok();
     // Without a supported-pages list, ask anyway and tolerate refusals.
     let has = |p: u8| pages.as_ref().is_none_or(|s| s.supports(p));
 
     let mut serial = None;
     if has(0x80)
-        && let Some(data) = optional_vpd(session, lun, 0x80).await
+        && let Some(data) = optional_vpd(lun, 0x80).await
     {
         serial = UnitSerialNumber::parse(&data).ok();
     }
     let mut identification = None;
     if has(0x83)
-        && let Some(data) = optional_vpd(session, lun, 0x83).await
+        && let Some(data) = optional_vpd(lun, 0x83).await
     {
         identification = DeviceIdentification::parse(&data).ok();
     }
     let mut limits = None;
     if has(0xb0)
-        && let Some(data) = optional_vpd(session, lun, 0xb0).await
+        && let Some(data) = optional_vpd(lun, 0xb0).await
     {
         limits = BlockLimits::parse(&data).ok();
     }
     let mut lbp = None;
     if has(0xb2)
-        && let Some(data) = optional_vpd(session, lun, 0xb2).await
+        && let Some(data) = optional_vpd(lun, 0xb2).await
     {
         lbp = LogicalBlockProvisioning::parse(&data).ok();
     }
-    let capacity = session.read_capacity(lun).await?;
+    let capacity = lun.read_capacity().await?;
 
     let lu_identity = identification
         .as_ref()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use iscsi_session::LunHandle;
+use iscsi_session::{BlockDevice, SessionLun};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use tokio::task::JoinSet;
@@ -237,7 +237,7 @@ fn new_histogram() -> Result<Histogram<u64>> {
 
 /// One worker: one I/O in flight at a time.
 struct Worker {
-    lun: Arc<LunHandle>,
+    lun: Arc<SessionLun>,
     pattern: Pattern,
     region: Region,
     next_slot: Arc<AtomicU64>,

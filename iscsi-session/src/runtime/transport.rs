@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
 
-use crate::connection::Connection;
-use crate::portal::Portal;
+use crate::core::connection::Connection;
+use crate::core::portal::Portal;
 
 /// Data segments up to this size are copied into the coalescing buffer: one
 /// small memcpy is cheaper than another iovec entry and allocation.
@@ -48,7 +48,7 @@ impl Transport {
     }
 
     /// Moves everything the connection wants to send into the write queue.
-    pub fn queue_from(&mut self, conn: &mut Connection) {
+    pub fn queue_from<U>(&mut self, conn: &mut Connection<U>) {
         while let Some(pdu) = conn.poll_transmit() {
             self.queued += pdu.len();
             self.small.extend_from_slice(&pdu.header);
@@ -111,12 +111,22 @@ impl Transport {
 
     /// Reads what is available into the connection's receive buffer. `Ok(0)`
     /// means the peer closed; `WouldBlock` is returned as `Ok(None)`.
-    pub fn try_read(&mut self, conn: &mut Connection) -> io::Result<Option<usize>> {
+    pub fn try_read<U>(&mut self, conn: &mut Connection<U>) -> io::Result<Option<usize>> {
         match self.stream.try_read_buf(conn.receive_buffer()) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Closes with RST: bytes not yet written are discarded by the kernel
+    /// rather than delivered whenever the network comes back. After a
+    /// failure, commands handed back may be re-issued on another path, and
+    /// a stale copy must not reach the target behind them.
+    pub fn abort(&mut self) {
+        self.out.clear();
+        self.queued = 0;
+        let _ = self.stream.set_zero_linger();
     }
 
     pub async fn readable(&self) -> io::Result<()> {

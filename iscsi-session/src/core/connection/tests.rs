@@ -23,12 +23,14 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::TargetEvent;
 use super::{Connection, ConnectionState, MAX_TEXT_RESPONSE};
-use crate::command::{Command, Direction};
-use crate::config::{DigestPreference, SessionConfig};
-use crate::error::{CommandFailure, Error};
-use crate::event::{Event, TargetEvent};
-use crate::portal::Portal;
+
+type Event = super::ConnectionEvent<()>;
+use crate::core::command::{Command, Direction};
+use crate::core::config::{DigestPreference, SessionConfig};
+use crate::core::error::{Error, TaskFailure};
+use crate::core::portal::Portal;
 
 const TSIH: u16 = 0x0b0b;
 /// The MaxRecvDataSegmentLength the target declares unless a test says otherwise.
@@ -227,7 +229,7 @@ impl Harness {
 
     fn submit(&mut self, command: Command) -> Itt {
         self.conn
-            .submit(command, self.now)
+            .submit(command, (), self.now)
             .expect("command accepted")
     }
 
@@ -417,7 +419,7 @@ fn closed(events: &[Event]) -> (Option<Error>, Vec<Itt>) {
     let mut found = events.iter().filter_map(|e| match e {
         Event::Closed { error, unfinished } => Some((
             error.clone(),
-            unfinished.iter().map(|(itt, _)| *itt).collect::<Vec<_>>(),
+            unfinished.iter().map(|u| u.itt).collect::<Vec<_>>(),
         )),
         _ => None,
     });
@@ -426,11 +428,11 @@ fn closed(events: &[Event]) -> (Option<Error>, Vec<Itt>) {
     first
 }
 
-fn completion(events: &[Event], task: Itt) -> Result<(), CommandFailure> {
+fn completion(events: &[Event], task: Itt) -> Result<(), TaskFailure> {
     events
         .iter()
         .find_map(|e| match e {
-            Event::CommandComplete { task: t, result } if *t == task => {
+            Event::CommandComplete { itt: t, result, .. } if *t == task => {
                 Some(result.clone().map(|_| ()))
             }
             _ => None,
@@ -453,7 +455,7 @@ fn silent_target_fails_the_login_at_its_timeout() {
         matches!(error, Some(Error::Timeout { what: "login", .. })),
         "{error:?}"
     );
-    assert!(h.conn.submit(test_unit_ready(0), h.now).is_err());
+    assert!(h.conn.submit(test_unit_ready(0), (), h.now).is_err());
 }
 
 /// RFC 7143 §13.1 and §11.2.1 (digests follow the header and the data
@@ -658,7 +660,7 @@ fn command_timeout_aborts_the_task() {
     let events = h.events();
     assert_eq!(
         completion(&events, late),
-        Err(CommandFailure::Timeout(timeout))
+        Err(TaskFailure::Timeout(timeout))
     );
     assert_eq!(
         events.len(),
@@ -723,9 +725,9 @@ fn unanswered_abort_escalates_to_logical_unit_reset() {
     let events = h.events();
     assert_eq!(
         completion(&events, a),
-        Err(CommandFailure::Timeout(Duration::from_secs(10)))
+        Err(TaskFailure::Timeout(Duration::from_secs(10)))
     );
-    assert_eq!(completion(&events, b), Err(CommandFailure::Reset));
+    assert_eq!(completion(&events, b), Err(TaskFailure::Reset));
     assert_eq!(
         events.len(),
         2,
@@ -760,7 +762,7 @@ fn unanswered_logical_unit_reset_closes_with_every_command_unfinished() {
     assert!(
         events.iter().any(|e| matches!(
             e,
-            Event::CommandComplete { task, result: Err(CommandFailure::Timeout(_)) } if *task == a
+            Event::CommandComplete { itt: task, result: Err(TaskFailure::Timeout(_)), .. } if *task == a
         )),
         "{events:?}"
     );
@@ -792,7 +794,7 @@ fn command_waiting_for_the_window_times_out_without_a_pdu() {
     h.advance(timeout);
     assert_eq!(
         completion(&h.events(), a),
-        Err(CommandFailure::Timeout(timeout))
+        Err(TaskFailure::Timeout(timeout))
     );
     assert!(h.sent().is_empty());
     assert_eq!(h.conn.outstanding_commands(), 0);
@@ -949,8 +951,9 @@ fn data_in_in_order_completes_the_read() {
     match events.as_slice() {
         [
             Event::CommandComplete {
-                task,
+                itt: task,
                 result: Ok(outcome),
+                ..
             },
         ] => {
             assert_eq!(*task, a);
@@ -1084,7 +1087,7 @@ fn continued_text_response_is_requested_and_assembled() {
     match h.events().as_slice() {
         [
             Event::TextComplete {
-                task: t,
+                itt: t,
                 result: Ok(pairs),
             },
         ] => {
@@ -1129,7 +1132,7 @@ fn text_response_over_the_limit_is_a_protocol_error() {
     assert!(
         events.iter().any(|e| matches!(
             e,
-            Event::TextComplete { task: t, result: Err(_) } if *t == task
+            Event::TextComplete { itt: t, result: Err(_) } if *t == task
         )),
         "the text task is failed: {events:?}"
     );
@@ -1148,7 +1151,7 @@ fn logout_closes_cleanly() {
     assert_eq!(request.reason, LogoutReason::CloseSession);
     assert!(request.immediate);
     assert_eq!(h.conn.state(), ConnectionState::LoggingOut);
-    assert!(h.conn.submit(test_unit_ready(0), h.now).is_err());
+    assert!(h.conn.submit(test_unit_ready(0), (), h.now).is_err());
 
     let resp = h.logout_response(request.itt);
     h.send(resp);
@@ -1200,13 +1203,13 @@ fn not_lost(h: &Harness, events: &[Event], task: Itt, text: bool) -> Result<(), 
     let reported = events
         .iter()
         .filter(|e| match e {
-            Event::CommandComplete { task: t, .. } => !text && *t == task,
-            Event::TextComplete { task: t, .. } => text && *t == task,
-            Event::Closed { unfinished, .. } => !text && unfinished.iter().any(|(i, _)| *i == task),
+            Event::CommandComplete { itt: t, .. } => !text && *t == task,
+            Event::TextComplete { itt: t, .. } => text && *t == task,
+            Event::Closed { unfinished, .. } => !text && unfinished.iter().any(|u| u.itt == task),
             _ => false,
         })
         .count();
-    let tracked = h.conn.tasks.contains_key(&task);
+    let tracked = h.conn.tasks.get(task).is_some();
     if reported + usize::from(tracked) == 1 {
         Ok(())
     } else {
@@ -1345,8 +1348,8 @@ proptest! {
             let seen = events
                 .iter()
                 .filter(|e| match e {
-                    Event::CommandComplete { task, .. } => *task == itt,
-                    Event::Closed { unfinished, .. } => unfinished.iter().any(|(i, _)| *i == itt),
+                    Event::CommandComplete { itt: task, .. } => *task == itt,
+                    Event::Closed { unfinished, .. } => unfinished.iter().any(|u| u.itt == itt),
                     _ => false,
                 })
                 .count();
@@ -1420,7 +1423,7 @@ fn response_for_a_command_not_yet_sent_is_a_protocol_violation() {
     let events = h.events();
     assert!(
         !events.iter().any(
-            |e| matches!(e, Event::CommandComplete { task, result: Ok(_) } if *task == waiting)
+            |e| matches!(e, Event::CommandComplete { itt: task, result: Ok(_), .. } if *task == waiting)
         ),
         "a command never sent was completed: {events:?}"
     );
@@ -1440,7 +1443,7 @@ fn rejected_command_gets_its_cmd_sn_plugged() {
     h.send(reject);
     assert!(matches!(
         completion(&h.events(), itt),
-        Err(CommandFailure::Rejected(RejectReason::ProtocolError))
+        Err(TaskFailure::Rejected(RejectReason::ProtocolError))
     ));
     match h.sent().as_slice() {
         [Pdu::TaskMgmtRequest(t)] => {
@@ -1483,7 +1486,7 @@ fn good_status_with_missing_data_is_refused() {
     h.send(resp);
     assert!(matches!(
         completion(&h.events(), itt),
-        Err(CommandFailure::Protocol(_))
+        Err(TaskFailure::Protocol(_))
     ));
 }
 

@@ -11,16 +11,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use iscsi_proto::pdu::{ISCSI_VERSION, Isid, Itt, LoginRequest, LoginResponse, LoginStatus, Stage};
 use iscsi_proto::text::{
-    Digest, KeyStatus, KeyValue, Negotiation, OperationalParams, Policy, Role, TextAssembler,
-    TextError, TextLimits, encode_pairs, parse_pairs,
+    Digest, KeyStatus, Negotiation, OperationalParams, Policy, Role, TextAssembler, TextError,
+    TextLimits, encode_pairs,
 };
 use rand::rngs::StdRng;
 use tracing::{debug, info};
 
-use crate::chap::{self, ChapAlgorithm, MAX_CHALLENGE_LEN, OurChallenge};
-use crate::config::{ChapConfig, DigestPreference, SessionConfig};
-use crate::error::{Error, PathContext};
-use crate::portal::Portal;
+use crate::core::chap::{self, ChapAlgorithm, MAX_CHALLENGE_LEN, OurChallenge};
+use crate::core::config::{ChapConfig, DigestPreference, SessionConfig};
+use crate::core::error::{Error, PathContext};
+use crate::core::portal::Portal;
+use crate::core::text::decode_text;
 
 /// Login round trips we allow before calling the target hostile.
 const MAX_LOGIN_EXCHANGES: u32 = 32;
@@ -646,23 +647,5 @@ fn yes_no(b: bool) -> String {
     if b { "Yes" } else { "No" }.into()
 }
 
-/// Limits for a text answer in full feature phase (SendTargets).
-pub(crate) const FULL_FEATURE_TEXT: TextLimits = TextLimits {
-    max_bytes: crate::connection::MAX_TEXT_RESPONSE,
-    max_pairs: 65536,
-};
-
-/// Encodes key=value pairs as a text data segment.
-pub(crate) fn encode_text(pairs: &[(&str, &str)]) -> Result<Bytes, TextError> {
-    let kvs: Vec<KeyValue> = pairs.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect();
-    encode_pairs(&kvs).map(Bytes::from)
-}
-
-/// Decodes a complete text data segment into pairs.
-pub(crate) fn decode_text(data: &[u8]) -> Result<Vec<KeyValue>, TextError> {
-    parse_pairs(data, FULL_FEATURE_TEXT)
-}
-
 #[cfg(test)]
-#[path = "login_tests.rs"]
 mod tests;

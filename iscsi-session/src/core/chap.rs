@@ -7,7 +7,7 @@ use rand::RngCore;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
+use crate::core::secret::Secret;
 
 /// Longest challenge we accept from a target (RFC 7143 §12.1.3: 1024 bytes).
 pub const MAX_CHALLENGE_LEN: usize = 1024;

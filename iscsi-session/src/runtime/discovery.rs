@@ -5,10 +5,10 @@ use std::fmt;
 
 use iscsi_proto::text::{TargetAddress, parse_send_targets};
 
-use crate::config::SessionConfig;
-use crate::error::Error;
-use crate::portal::Portal;
-use crate::session::Session;
+use crate::core::config::SessionConfig;
+use crate::core::error::Error;
+use crate::core::portal::Portal;
+use crate::runtime::session::Session;
 
 /// One path a discovery answer names: a target through a portal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -39,7 +39,7 @@ pub async fn discover(config: SessionConfig) -> Result<Vec<DiscoveredPath>, Erro
     let mut config = config;
     config.target_name = None;
     // A discovery session that breaks is not worth keeping alive.
-    config.timeouts.replacement = std::time::Duration::ZERO;
+    config.recovery = crate::core::config::Recovery::HandBack;
     let portal = config.portal.clone();
     let session = Session::connect(config).await?;
     let answer = session.text(&[("SendTargets", "All")]).await;

@@ -5,9 +5,11 @@ use std::time::Duration;
 use iscsi_proto::pdu::Isid;
 use sha2::{Digest, Sha256};
 
-use crate::chap::ChapAlgorithm;
-use crate::portal::Portal;
-use crate::secret::Secret;
+use crate::core::backoff::ReconnectPolicy;
+use crate::core::chap::ChapAlgorithm;
+use crate::core::portal::Portal;
+use crate::core::retry::RetryPolicy;
+use crate::core::secret::Secret;
 
 /// CHAP credentials for one direction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +104,8 @@ impl Default for OperationalPreferences {
     }
 }
 
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 /// Every wait has one of these.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timeouts {
@@ -119,17 +123,32 @@ pub struct Timeouts {
     pub task_management: Duration,
     /// Logout request to response.
     pub logout: Duration,
-    /// How long commands wait for the connection to come back before they fail
-    /// (open-iscsi's replacement_timeout). Zero fails them at once, which is what
-    /// a multipath layer wants: it retries on another path.
+    /// With [`Recovery::Replay`]: how long commands wait for the connection
+    /// to come back before they fail (open-iscsi's replacement_timeout). Zero
+    /// fails them at once.
     pub replacement: Duration,
+}
+
+/// What happens to commands when the connection fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recovery {
+    /// Unfinished commands wait for the next connection (up to the
+    /// replacement timeout) and are sent again there, unless their caller
+    /// stopped waiting: what a user of one path wants.
+    #[default]
+    Replay,
+    /// Every unfinished command goes back to its caller at once, marked sent
+    /// or never sent ([`crate::Delivery`]); a command submitted while there
+    /// is no connection fails at once, unsent. The session never sends a
+    /// command twice: what a multipath layer wants, since it re-issues the
+    /// command on another path itself.
+    HandBack,
 }
 
 impl Timeouts {
     /// Every wait must end: the waits that guard an exchange must be set, and
     /// none may be absurd (a day at most).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        const DAY: Duration = Duration::from_secs(24 * 3600);
         let required = [
             ("connect timeout", self.connect),
             ("login timeout", self.login),
@@ -188,6 +207,12 @@ pub struct SessionConfig {
     pub max_redirects: u8,
     /// Commands in flight at most, whatever the target's window allows.
     pub queue_depth: u32,
+    /// Replay or hand back unfinished commands after a connection failure.
+    pub recovery: Recovery,
+    /// When to try to log in again after a failure.
+    pub reconnect: ReconnectPolicy,
+    /// Same-path retries of the block API over this session.
+    pub retry: RetryPolicy,
 }
 
 impl SessionConfig {
@@ -208,6 +233,9 @@ impl SessionConfig {
             isid: None,
             max_redirects: 5,
             queue_depth: 128,
+            recovery: Recovery::default(),
+            reconnect: ReconnectPolicy::default(),
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -282,6 +310,10 @@ impl SessionConfig {
         }
         if self.queue_depth == 0 {
             return Err(ConfigError::OutOfRange("queue depth"));
+        }
+        let r = &self.reconnect;
+        if r.first_delay.is_zero() || r.max_delay < r.first_delay || r.max_delay > DAY {
+            return Err(ConfigError::OutOfRange("reconnect delay"));
         }
         self.timeouts.validate()?;
         Ok(())

@@ -11,12 +11,12 @@ use iscsi_proto::text::KeyValue;
 use tracing::{debug, info, warn};
 
 use super::scsi_task::{DataInStep, ScsiTask};
-use super::task::{TaskKind, TextPurpose};
-use super::{Connection, MAX_TEXT_RESPONSE, Phase, later, secs};
-use crate::error::{CommandFailure, Error};
-use crate::event::{Event, TargetEvent};
+use super::task_table::{TaskKind, TextPurpose};
+use super::{Connection, ConnectionEvent, MAX_TEXT_RESPONSE, Phase, TargetEvent, later, secs};
+use crate::core::error::{Error, TaskFailure};
+use crate::core::lu_change::LuChange;
 
-impl Connection {
+impl<U> Connection<U> {
     pub(super) fn handle_full_feature_pdu(&mut self, pdu: Pdu, now: Instant) {
         if let Some((exp, max)) = pdu.command_window() {
             self.seq.update_window(exp, max);
@@ -35,7 +35,8 @@ impl Connection {
             Pdu::TextResponse(r) => self.on_text_response(r),
             Pdu::LogoutResponse(r) => {
                 if self
-                    .remove_task_if(r.itt, |k| matches!(k, TaskKind::Logout))
+                    .tasks
+                    .remove_if(r.itt, |k| matches!(k, TaskKind::Logout))
                     .is_some()
                 {
                     debug!(response = ?r.response, "logged out");
@@ -55,7 +56,7 @@ impl Connection {
         self.send_waiting();
     }
 
-    fn protocol_violation(&mut self, itt: Itt, failure: CommandFailure) {
+    fn protocol_violation(&mut self, itt: Itt, failure: TaskFailure) {
         // At ERL 0 a target that breaks a data sequence leaves the connection in
         // an unknown state: drop it, every unfinished command is replayed.
         let reason = format!("task {itt}: {failure}");
@@ -70,27 +71,24 @@ impl Connection {
     /// ignored; a PDU for another kind of task, or for a command still
     /// waiting for the window, is a violation and fails the connection.
     fn sent_scsi_task(&mut self, itt: Itt, what: &str) -> Option<&mut ScsiTask> {
-        let sent = match self.tasks.get(&itt).map(|t| &t.kind) {
+        let sent = match self.tasks.get(itt).map(|t| &t.kind) {
             None => {
                 debug!(%itt, "{what} for an unknown task, ignored");
                 return None;
             }
-            Some(TaskKind::Scsi(s)) => s.cmd_sn.is_some(),
+            Some(TaskKind::Scsi(s, _)) => s.cmd_sn.is_some(),
             Some(_) => false,
         };
         if !sent {
             self.protocol_violation(
                 itt,
-                CommandFailure::Protocol(format!(
+                TaskFailure::Protocol(format!(
                     "{what} for a task that is not a command sent to the target"
                 )),
             );
             return None;
         }
-        match self.tasks.get_mut(&itt).map(|t| &mut t.kind) {
-            Some(TaskKind::Scsi(s)) => Some(s),
-            _ => None,
-        }
+        self.tasks.scsi_mut(itt)
     }
 
     fn on_scsi_response(&mut self, resp: ScsiResponse) {
@@ -115,16 +113,18 @@ impl Connection {
     }
 
     fn on_r2t(&mut self, r2t: R2t) {
+        let exp_stat_sn = self.seq.exp_stat_sn;
         let itt = r2t.itt;
+        // The sent-task check first, then disjoint field borrows, so the
+        // Data-Out PDUs go straight into the queue.
         if self.sent_scsi_task(itt, "R2T").is_none() {
             return;
         }
-        let exp_stat_sn = self.seq.exp_stat_sn;
-        // Field by field, so the Data-Out PDUs go straight into the queue.
-        let Some(TaskKind::Scsi(scsi)) = self.tasks.get_mut(&itt).map(|t| &mut t.kind) else {
+        let (tasks, params, outgoing) = (&mut self.tasks, &self.params, &mut self.outgoing);
+        let Some(scsi) = tasks.scsi_mut(itt) else {
             return;
         };
-        if let Err(failure) = scsi.answer_r2t(&r2t, exp_stat_sn, &self.params, &mut self.outgoing) {
+        if let Err(failure) = scsi.answer_r2t(&r2t, exp_stat_sn, params, outgoing) {
             self.protocol_violation(itt, failure);
         }
     }
@@ -152,14 +152,13 @@ impl Connection {
         if matches!(self.ping, Some((itt, _)) if itt == nop.itt) {
             self.ping = None;
         }
-        if matches!(self.tasks.get(&nop.itt), Some(t) if matches!(t.kind, TaskKind::Ping)) {
-            self.remove_task(nop.itt);
-        }
+        self.tasks
+            .remove_if(nop.itt, |k| matches!(k, TaskKind::Ping));
     }
 
     fn on_task_management_response(&mut self, resp: TaskMgmtResponse, now: Instant) {
-        let is_tmf = |k: &TaskKind| matches!(k, TaskKind::TaskManagement { .. });
-        let Some(task) = self.remove_task_if(resp.itt, is_tmf) else {
+        let is_tmf = |k: &TaskKind<U>| matches!(k, TaskKind::TaskManagement { .. });
+        let Some(task) = self.tasks.remove_if(resp.itt, is_tmf) else {
             debug!(itt = %resp.itt, "task management response for an unknown task");
             return;
         };
@@ -193,21 +192,11 @@ impl Connection {
             TmfFunction::LogicalUnitReset => {
                 // The reset ended every task of the LU: the timed-out ones fail,
                 // the others are free to retry.
-                let on_lun: Vec<(Itt, bool)> = self
-                    .tasks
-                    .iter()
-                    .filter_map(|(itt, t)| match &t.kind {
-                        TaskKind::Scsi(s) if s.command.lun == lun && s.cmd_sn.is_some() => {
-                            Some((*itt, s.aborting))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                for (itt, aborting) in on_lun {
+                for (itt, aborting) in self.tasks.sent_on_lun(lun) {
                     if aborting {
                         self.finish_aborted(itt);
                     } else {
-                        self.complete_command(itt, Err(CommandFailure::Reset));
+                        self.complete_command(itt, Err(TaskFailure::Reset));
                     }
                 }
             }
@@ -216,32 +205,33 @@ impl Connection {
     }
 
     fn finish_aborted(&mut self, itt: Itt) {
-        let after = match self.tasks.get(&itt) {
-            Some(t) => match &t.kind {
-                TaskKind::Scsi(s) => s.command.timeout.unwrap_or(self.config.timeouts.command),
-                _ => return,
-            },
-            None => return,
+        let Some(after) = self
+            .tasks
+            .get(itt)
+            .and_then(|t| t.kind.scsi())
+            .map(|s| self.command_timeout(&s.command))
+        else {
+            return;
         };
-        self.complete_command(itt, Err(CommandFailure::Timeout(after)));
+        self.complete_command(itt, Err(TaskFailure::Timeout(after)));
     }
 
     fn on_text_response(&mut self, resp: TextResponse) {
         let itt = resp.itt;
-        let Some(task) = self.tasks.get_mut(&itt) else {
+        let Some(kind) = self.tasks.kind_mut(itt) else {
             debug!(%itt, "Text Response for an unknown task, ignored");
             return;
         };
-        let TaskKind::Text { purpose, received } = &mut task.kind else {
+        let TaskKind::Text { purpose, received } = kind else {
             return self.protocol_violation(
                 itt,
-                CommandFailure::Protocol("Text Response for a non-text task".into()),
+                TaskFailure::Protocol("Text Response for a non-text task".into()),
             );
         };
         if received.len() + resp.data.len() > MAX_TEXT_RESPONSE {
             return self.protocol_violation(
                 itt,
-                CommandFailure::Protocol(format!("text response over {MAX_TEXT_RESPONSE} bytes")),
+                TaskFailure::Protocol(format!("text response over {MAX_TEXT_RESPONSE} bytes")),
             );
         }
         received.extend_from_slice(&resp.data);
@@ -262,12 +252,12 @@ impl Connection {
         }
         let purpose = *purpose;
         let received = std::mem::take(received);
-        self.remove_task(itt);
-        let parsed = crate::login::decode_text(&received)
-            .map_err(|e| CommandFailure::Protocol(format!("text response: {e}")));
+        self.tasks.remove(itt);
+        let parsed = crate::core::text::decode_text(&received)
+            .map_err(|e| TaskFailure::Protocol(format!("text response: {e}")));
         match purpose {
-            TextPurpose::User => self.events.push_back(Event::TextComplete {
-                task: itt,
+            TextPurpose::User => self.events.push_back(ConnectionEvent::TextComplete {
+                itt,
                 result: parsed,
             }),
             TextPurpose::Renegotiation => match parsed {
@@ -304,16 +294,26 @@ impl Connection {
                     }
                     _ => Bytes::new(),
                 };
-                self.events.push_back(Event::Target(TargetEvent::ScsiEvent {
-                    lun: msg.lun,
-                    sense,
-                }));
+                if let Some(change) = LuChange::from_sense_bytes(&sense) {
+                    self.events
+                        .push_back(ConnectionEvent::Target(TargetEvent::LunChanged {
+                            lun: msg.lun,
+                            change,
+                        }));
+                }
+                self.events
+                    .push_back(ConnectionEvent::Target(TargetEvent::ScsiEvent {
+                        lun: msg.lun,
+                        sense,
+                    }));
             }
             AsyncEvent::LogoutRequest => {
                 let within = secs(msg.parameter3);
                 info!(?within, "target requests logout");
                 self.events
-                    .push_back(Event::Target(TargetEvent::LogoutRequested { within }));
+                    .push_back(ConnectionEvent::Target(TargetEvent::LogoutRequested {
+                        within,
+                    }));
                 if matches!(self.phase, Phase::FullFeature) {
                     // Leave some of the target's grace period for the logout itself.
                     let budget = within.min(self.config.timeouts.command) / 2;
@@ -326,7 +326,9 @@ impl Connection {
             AsyncEvent::DropConnection | AsyncEvent::DropAllConnections => {
                 let time2wait = secs(msg.parameter2);
                 self.events
-                    .push_back(Event::Target(TargetEvent::DroppingConnection { time2wait }));
+                    .push_back(ConnectionEvent::Target(TargetEvent::DroppingConnection {
+                        time2wait,
+                    }));
                 let reason = format!("target dropped the connection ({:?})", msg.event);
                 self.fail(Error::ConnectionLost {
                     ctx: self.ctx.clone(),
@@ -334,7 +336,7 @@ impl Connection {
                 });
             }
             // §11.9.1: answer unless a text exchange is already under way.
-            AsyncEvent::RenegotiateParameters if self.text_in_progress() => {
+            AsyncEvent::RenegotiateParameters if self.tasks.text_in_progress() => {
                 debug!("renegotiation asked while a text exchange is under way");
             }
             AsyncEvent::RenegotiateParameters => {
@@ -361,24 +363,27 @@ impl Connection {
                 if matches!(self.ping, Some((p, _)) if p == itt) {
                     self.ping = None;
                 }
-                self.remove_task_if(itt, |k| matches!(k, TaskKind::Ping));
+                self.tasks.remove_if(itt, |k| matches!(k, TaskKind::Ping));
             }
             // A rejected command PDU was discarded (§7.8, even for a digest
             // error in its immediate data): it never ran, so it may be retried.
             // Its CmdSN is a hole the target would hold later commands behind:
             // plug it with an ABORT TASK naming it.
             Some(Opcode::ScsiCommand) => {
-                let sent = match self.tasks.get(&itt).map(|t| &t.kind) {
-                    Some(TaskKind::Scsi(s)) => s.cmd_sn.map(|sn| (sn, s.command.lun)),
-                    _ => None,
-                };
+                let sent = self
+                    .tasks
+                    .get(itt)
+                    .and_then(|t| t.kind.scsi())
+                    .and_then(|s| s.cmd_sn.map(|sn| (sn, s.command.lun)));
                 if let Some((cmd_sn, lun)) = sent {
-                    self.complete_command(itt, Err(CommandFailure::Rejected(reject.reason)));
+                    self.complete_command(itt, Err(TaskFailure::Rejected(reject.reason)));
                     self.plug_cmd_sn_hole(itt, cmd_sn, lun, self.now);
                 }
             }
             Some(Opcode::TextRequest) => {
-                if let Some(task) = self.remove_task_if(itt, |k| matches!(k, TaskKind::Text { .. }))
+                if let Some(task) = self
+                    .tasks
+                    .remove_if(itt, |k| matches!(k, TaskKind::Text { .. }))
                     && matches!(
                         task.kind,
                         TaskKind::Text {
@@ -387,9 +392,9 @@ impl Connection {
                         }
                     )
                 {
-                    self.events.push_back(Event::TextComplete {
-                        task: itt,
-                        result: Err(CommandFailure::Rejected(reject.reason)),
+                    self.events.push_back(ConnectionEvent::TextComplete {
+                        itt,
+                        result: Err(TaskFailure::Rejected(reject.reason)),
                     });
                 }
             }

@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 
 use super::*;
-use crate::config::ChapCredentials;
+use crate::core::config::ChapCredentials;
+use iscsi_proto::text::{KeyValue, parse_pairs};
 
 const TARGET: &str = "iqn.2001-04.com.example:disk1";
 const INITIATOR: &str = "iqn.2024-01.io.riscsi:host1";
@@ -523,7 +524,7 @@ fn mutual_chap_sends_our_challenge_and_accepts_the_right_answer() {
         unhex(&value(&answer, "CHAP_R").expect("CHAP_R")),
         chap_response::<md5::Md5>(9, SECRET, &unhex(MUTUAL_TARGET_CHALLENGE))
     );
-    assert_eq!(challenge.len(), crate::chap::OUR_CHALLENGE_LEN);
+    assert_eq!(challenge.len(), crate::core::chap::OUR_CHALLENGE_LEN);
     assert!(answer.transit);
 
     let proof = hex(&chap_response::<md5::Md5>(
@@ -612,7 +613,7 @@ fn mutual_chap_refuses_a_target_choosing_no_authentication() {
 #[test]
 fn mutual_chap_refuses_a_reflected_challenge() {
     // The login draws its challenge from the same seeded generator.
-    let ours = crate::chap::OurChallenge::generate(&mut StdRng::seed_from_u64(SEED));
+    let ours = crate::core::chap::OurChallenge::generate(&mut StdRng::seed_from_u64(SEED));
     let (_, step) = Exchange::challenged(
         mutual_chap(),
         &[

@@ -6,9 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::config::{ChapConfig, ChapCredentials, DigestPreference, SessionConfig};
-use crate::portal::Portal;
-use crate::secret::Secret;
+use crate::core::config::{ChapConfig, ChapCredentials, DigestPreference, SessionConfig};
+use crate::core::portal::Portal;
+use crate::core::secret::Secret;
 
 /// A parsed volume URL. Its `Debug` never shows the passwords (they are
 /// [`Secret`]s) and its `Display` prints them as `***`.
@@ -125,7 +125,7 @@ impl FromStr for IscsiUrl {
         }
         let portal: Portal = hostport
             .parse()
-            .map_err(|e: crate::portal::PortalParseError| UrlError(e.to_string()))?;
+            .map_err(|e: crate::core::portal::PortalParseError| UrlError(e.to_string()))?;
         let path = path.trim_end_matches('/');
         let (target, lun) = if path.is_empty() {
             (None, None)

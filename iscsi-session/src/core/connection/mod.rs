@@ -8,35 +8,36 @@
 //! [`Connection::poll_timeout`]. Nothing here blocks, reads a clock or touches a
 //! socket.
 
+mod event;
 mod full_feature;
 mod scsi_task;
 mod sequencing;
-mod task;
+mod task_table;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use iscsi_proto::codec::{Digests, EncodedPdu, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
-    Itt, LogoutReason, LogoutRequest, Lun, NopOut, Pdu, TaskMgmtRequest, TextRequest, TmfFunction,
-    Ttt,
+    Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Pdu, TaskMgmtRequest,
+    TextRequest, TmfFunction, Ttt,
 };
+use iscsi_proto::text::{Digest, OperationalParams};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tracing::{debug, warn};
 
-use crate::command::Command;
-use crate::config::SessionConfig;
-use crate::error::{CommandFailure, Error, PathContext};
-use crate::event::Event;
-use crate::login::{Login, LoginStep};
-use iscsi_proto::text::{Digest, OperationalParams};
+use crate::core::command::{Command, CommandOutcome, Direction};
+use crate::core::config::SessionConfig;
+use crate::core::error::{Error, PathContext, TaskFailure};
+use crate::core::login::{Login, LoginStep};
 
+pub use event::{ConnectionEvent, TargetEvent, Unfinished};
 use scsi_task::ScsiTask;
 use sequencing::Sequencing;
-use task::{Task, TaskKind, TextPurpose};
+use task_table::{TaskKind, TaskTable, TextPurpose};
 
 /// Size of a fresh receive buffer. Data-In payloads are handed out as slices
 /// of it, so a buffer is replaced (not reused) once full; each replacement
@@ -62,24 +63,36 @@ enum Phase {
 /// Public view of the phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionState {
+    /// Login under way.
     LoggingIn,
+    /// Full feature phase: commands flow.
     FullFeature,
+    /// A logout is under way.
     LoggingOut,
+    /// Over; see the [`ConnectionEvent::Closed`] event for why.
     Closed,
 }
 
 /// Counters for status output and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionStats {
+    /// PDUs decoded from the target.
     pub pdus_received: u64,
+    /// PDUs encoded for the target.
     pub pdus_sent: u64,
+    /// Bytes of those PDUs, digests and padding included.
     pub bytes_received: u64,
+    /// Bytes of the PDUs sent.
     pub bytes_sent: u64,
+    /// SCSI commands that ended with a status.
     pub commands_completed: u64,
+    /// SCSI commands that ended without one.
     pub commands_failed: u64,
     /// Most SCSI commands in flight at once.
     pub max_in_flight: u64,
+    /// NOP-Out keepalives sent.
     pub nop_pings: u64,
+    /// NOP-In pings of the target answered.
     pub target_pings_answered: u64,
     /// Task management requests sent (aborts, LU resets).
     pub task_management: u64,
@@ -88,17 +101,36 @@ pub struct ConnectionStats {
 /// Why a command was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
+    /// Login is not done, or the connection is draining or closed.
     #[error("connection is not in full feature phase")]
     NotReady,
+    /// One text exchange at a time.
     #[error("a text exchange is already under way")]
     TextBusy,
+    /// The Expected Data Transfer Length field is 32 bits.
     #[error("write of {0} bytes does not fit an iSCSI command")]
     TooLarge(usize),
 }
 
-/// One iSCSI connection (and, with MaxConnections=1, its session).
+/// A command [`Connection::submit`] did not take, handed back with its token.
 #[derive(Debug)]
-pub struct Connection {
+pub struct NotAccepted<U> {
+    /// Why.
+    pub error: SubmitError,
+    /// The command, unchanged.
+    pub command: Command,
+    /// The caller's token.
+    pub token: U,
+}
+
+/// One iSCSI connection (and, with MaxConnections=1, its session).
+///
+/// `U` is a token the caller attaches to each command (a reply channel, an
+/// index into its own table...): the connection hands it back with the
+/// command's completion, or among the unfinished commands when it closes, so
+/// the caller needs no table of its own keyed by task tag.
+#[derive(Debug)]
+pub struct Connection<U = ()> {
     ctx: PathContext,
     config: Arc<SessionConfig>,
     phase: Phase,
@@ -106,18 +138,11 @@ pub struct Connection {
     decoder: PduDecoder,
     encoder: PduEncoder,
     outgoing: VecDeque<Pdu>,
-    events: VecDeque<Event>,
+    events: VecDeque<ConnectionEvent<U>>,
     params: OperationalParams,
     tsih: u16,
     seq: Sequencing,
-    tasks: HashMap<Itt, Task>,
-    /// SCSI commands waiting for the CmdSN window or the queue depth.
-    waiting: VecDeque<Itt>,
-    /// SCSI commands sent and not yet complete.
-    in_flight: usize,
-    deadlines: BTreeSet<(Instant, Itt)>,
-    next_itt: u32,
-    next_seq: u64,
+    tasks: TaskTable<U>,
     phase_deadline: Option<Instant>,
     last_received: Instant,
     /// The latest time a caller gave us, for work done outside a timer.
@@ -127,15 +152,22 @@ pub struct Connection {
     stats: ConnectionStats,
 }
 
-impl Connection {
+impl Connection<()> {
+    /// Starts a login for a caller that needs no per-command token.
+    pub fn new(config: Arc<SessionConfig>, tsih: u16, now: Instant) -> Self {
+        Connection::with_token(config, tsih, now)
+    }
+}
+
+impl<U> Connection<U> {
     /// Starts a login. `tsih` is 0 for a new session or a reinstatement, the
     /// session's TSIH to add a connection to it. The first Login Request is
     /// queued at once.
-    pub fn new(config: Arc<SessionConfig>, tsih: u16, now: Instant) -> Self {
+    pub fn with_token(config: Arc<SessionConfig>, tsih: u16, now: Instant) -> Self {
         Connection::with_rng(config, tsih, now, StdRng::from_entropy())
     }
 
-    /// As [`Connection::new`] with a chosen random source (tests; CHAP
+    /// As [`Connection::with_token`] with a chosen random source (tests; CHAP
     /// challenges come from it).
     pub fn with_rng(config: Arc<SessionConfig>, tsih: u16, now: Instant, rng: StdRng) -> Self {
         let ctx = PathContext {
@@ -156,12 +188,7 @@ impl Connection {
             params: OperationalParams::default(),
             tsih,
             seq: Sequencing::new(initial_cmd_sn, initial_cmd_sn, initial_cmd_sn, 0),
-            tasks: HashMap::new(),
-            waiting: VecDeque::new(),
-            in_flight: 0,
-            deadlines: BTreeSet::new(),
-            next_itt: 1,
-            next_seq: 0,
+            tasks: TaskTable::default(),
             phase_deadline: Some(later(now, config.timeouts.login)),
             last_received: now,
             now,
@@ -176,6 +203,7 @@ impl Connection {
         conn
     }
 
+    /// Where the connection is.
     pub fn state(&self) -> ConnectionState {
         match self.phase {
             Phase::Login(_) => ConnectionState::LoggingIn,
@@ -185,6 +213,7 @@ impl Connection {
         }
     }
 
+    /// The portal and target, for errors and logs.
     pub fn context(&self) -> &PathContext {
         &self.ctx
     }
@@ -199,13 +228,14 @@ impl Connection {
         self.tsih
     }
 
+    /// Counters since the connection started.
     pub fn stats(&self) -> &ConnectionStats {
         &self.stats
     }
 
     /// SCSI commands accepted and not yet complete (sent or waiting).
     pub fn outstanding_commands(&self) -> usize {
-        self.in_flight + self.waiting.len()
+        self.tasks.in_flight() + self.tasks.waiting()
     }
 
     /// Whether `submit` would accept a command now.
@@ -294,11 +324,13 @@ impl Connection {
         None
     }
 
+    /// Whether `poll_transmit` has something.
     pub fn has_transmit(&self) -> bool {
         !self.outgoing.is_empty()
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<ConnectionEvent<U>> {
         self.events.pop_front()
     }
 
@@ -313,7 +345,7 @@ impl Connection {
                 earliest = Some(earliest.map_or(t, |e| e.min(t)));
             }
         };
-        consider(self.deadlines.first().map(|(t, _)| *t));
+        consider(self.tasks.first_deadline());
         consider(self.ping.map(|(_, t)| t));
         if let Phase::Draining { deadline } = self.phase {
             consider(Some(deadline));
@@ -338,13 +370,9 @@ impl Connection {
         if let Some(deadline) = self.phase_deadline
             && now >= deadline
         {
-            let what = match self.phase {
-                Phase::Login(_) => "login",
-                _ => "logout",
-            };
-            let after = match self.phase {
-                Phase::Login(_) => self.config.timeouts.login,
-                _ => self.config.timeouts.logout,
+            let (what, after) = match self.phase {
+                Phase::Login(_) => ("login", self.config.timeouts.login),
+                _ => ("logout", self.config.timeouts.logout),
             };
             self.fail(Error::Timeout {
                 ctx: self.ctx.clone(),
@@ -368,11 +396,10 @@ impl Connection {
         {
             self.send_ping(now);
         }
-        while let Some(&(at, itt)) = self.deadlines.first() {
-            if at > now || matches!(self.phase, Phase::Closed) {
+        while !matches!(self.phase, Phase::Closed) {
+            let Some(itt) = self.tasks.pop_due(now) else {
                 break;
-            }
-            self.deadlines.pop_first();
+            };
             self.task_timed_out(itt, now);
         }
         if let Phase::Draining { deadline } = self.phase
@@ -382,31 +409,42 @@ impl Connection {
         }
     }
 
-    /// Queues a SCSI command. It is sent as soon as the CmdSN window and the
-    /// queue depth allow; its timeout runs from now.
-    pub fn submit(&mut self, command: Command, now: Instant) -> Result<Itt, SubmitError> {
+    /// Queues a SCSI command with the caller's token. It is sent as soon as
+    /// the CmdSN window and the queue depth allow; its timeout runs from now.
+    /// A command not accepted comes back with its token: nothing was queued.
+    pub fn submit(
+        &mut self,
+        command: Command,
+        token: U,
+        now: Instant,
+    ) -> Result<Itt, NotAccepted<U>> {
         self.now = now;
-        if !self.accepts_commands() {
-            return Err(SubmitError::NotReady);
-        }
-        if let crate::command::Direction::Write { data } = &command.direction
-            && data.len() > u32::MAX as usize
-        {
-            return Err(SubmitError::TooLarge(data.len()));
+        let refusal = match &command.direction {
+            _ if !self.accepts_commands() => Some(SubmitError::NotReady),
+            Direction::Write { data } if data.len() > u32::MAX as usize => {
+                Some(SubmitError::TooLarge(data.len()))
+            }
+            _ => None,
+        };
+        if let Some(error) = refusal {
+            return Err(NotAccepted {
+                error,
+                command,
+                token,
+            });
         }
         let timeout = command.timeout.unwrap_or(self.config.timeouts.command);
-        let itt = self.add_task(
-            TaskKind::Scsi(ScsiTask::new(command)),
+        let itt = self.tasks.add(
+            TaskKind::Scsi(ScsiTask::new(command), token),
             Some(later(now, timeout)),
         );
-        self.waiting.push_back(itt);
         self.send_waiting();
         Ok(itt)
     }
 
     /// Starts a text exchange (e.g. `SendTargets=All`). The answer arrives as
-    /// [`Event::TextComplete`]. One at a time: a target answers text
-    /// exchanges one by one, and a bound keeps a peer from piling them up.
+    /// [`ConnectionEvent::TextComplete`]. One at a time: a target answers
+    /// text exchanges one by one, and a bound keeps a peer from piling them up.
     pub fn submit_text(
         &mut self,
         pairs: &[(&str, &str)],
@@ -416,37 +454,29 @@ impl Connection {
         if !self.accepts_commands() {
             return Err(SubmitError::NotReady);
         }
-        if self.text_in_progress() {
+        if self.tasks.text_in_progress() {
             return Err(SubmitError::TextBusy);
         }
         Ok(self.start_text(pairs, TextPurpose::User, now))
     }
 
-    fn text_in_progress(&self) -> bool {
-        self.tasks
-            .values()
-            .any(|t| matches!(t.kind, TaskKind::Text { .. }))
-    }
-
     fn start_text(&mut self, pairs: &[(&str, &str)], purpose: TextPurpose, now: Instant) -> Itt {
         let deadline = later(now, self.config.timeouts.command);
-        let itt = self.add_task(
+        let itt = self.tasks.add(
             TaskKind::Text {
                 purpose,
                 received: Vec::new(),
             },
             Some(deadline),
         );
-        let data = match crate::login::encode_text(pairs) {
+        let data = match crate::core::text::encode_text(pairs) {
             Ok(data) => data,
             Err(e) => {
                 // The caller's keys are not valid text: answer at once.
-                self.remove_task(itt);
-                self.events.push_back(Event::TextComplete {
-                    task: itt,
-                    result: Err(CommandFailure::Protocol(format!(
-                        "invalid text request: {e}"
-                    ))),
+                self.tasks.remove(itt);
+                self.events.push_back(ConnectionEvent::TextComplete {
+                    itt,
+                    result: Err(TaskFailure::Protocol(format!("invalid text request: {e}"))),
                 });
                 return itt;
             }
@@ -477,106 +507,73 @@ impl Connection {
 
     // ---- internals shared by the phases ----
 
-    fn allocate_itt(&mut self) -> Itt {
-        loop {
-            let candidate = Itt(self.next_itt);
-            self.next_itt = self.next_itt.wrapping_add(1);
-            if !candidate.is_reserved() && !self.tasks.contains_key(&candidate) {
-                return candidate;
-            }
-        }
-    }
-
-    fn add_task(&mut self, kind: TaskKind, deadline: Option<Instant>) -> Itt {
-        let itt = self.allocate_itt();
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Some(at) = deadline {
-            self.deadlines.insert((at, itt));
-        }
-        self.tasks.insert(
-            itt,
-            Task {
-                kind,
-                seq,
-                deadline,
-            },
-        );
-        itt
-    }
-
-    fn remove_task(&mut self, itt: Itt) -> Option<Task> {
-        let task = self.tasks.remove(&itt)?;
-        if let Some(at) = task.deadline {
-            self.deadlines.remove(&(at, itt));
-        }
-        if let TaskKind::Scsi(s) = &task.kind {
-            if s.cmd_sn.is_some() {
-                self.in_flight -= 1;
-            } else {
-                self.waiting.retain(|w| *w != itt);
-            }
-        }
-        Some(task)
-    }
-
-    /// Removes the task only if it is of the kind the target's PDU answers: a
-    /// PDU naming another task's ITT must not end that task unreported.
-    fn remove_task_if(&mut self, itt: Itt, is_kind: fn(&TaskKind) -> bool) -> Option<Task> {
-        let matching = self.tasks.get(&itt).is_some_and(|t| is_kind(&t.kind));
-        if matching {
-            self.remove_task(itt)
-        } else {
-            None
-        }
-    }
-
     /// Sends waiting commands while the window and the queue depth allow.
     fn send_waiting(&mut self) {
         if !matches!(self.phase, Phase::FullFeature) {
             return;
         }
-        while self.in_flight < self.config.queue_depth as usize && self.seq.window_open() {
-            let Some(itt) = self.waiting.pop_front() else {
+        while self.tasks.in_flight() < self.config.queue_depth as usize
+            && self.tasks.waiting() > 0
+            && self.seq.window_open()
+        {
+            // The CmdSN is taken only once the task is in hand: a CmdSN taken
+            // and not sent would be a hole the target waits on.
+            let exp_stat_sn = self.seq.exp_stat_sn;
+            let Some((itt, task)) = self.tasks.take_next_waiting() else {
                 break;
             };
-            let Some(Task {
-                kind: TaskKind::Scsi(task),
-                ..
-            }) = self.tasks.get_mut(&itt)
-            else {
-                continue;
-            };
-            // Taken only once the task is there: a CmdSN taken and not sent
-            // would be a hole the target waits on.
             let cmd_sn = self.seq.take_cmd_sn();
-            let exp_stat_sn = self.seq.exp_stat_sn;
             task.command_pdus(itt, cmd_sn, exp_stat_sn, &self.params, &mut self.outgoing);
-            self.in_flight += 1;
-            self.stats.max_in_flight = self.stats.max_in_flight.max(self.in_flight as u64);
+            let in_flight = self.tasks.in_flight() as u64;
+            self.stats.max_in_flight = self.stats.max_in_flight.max(in_flight);
         }
     }
 
-    fn complete_command(
-        &mut self,
-        itt: Itt,
-        result: Result<crate::command::CommandOutcome, CommandFailure>,
-    ) {
-        if self.remove_task(itt).is_none() {
+    fn complete_command(&mut self, itt: Itt, result: Result<CommandOutcome, TaskFailure>) {
+        let Some(task) = self.tasks.remove(itt) else {
             return;
-        }
+        };
+        let TaskKind::Scsi(scsi, token) = task.kind else {
+            return;
+        };
         match &result {
-            Ok(_) => self.stats.commands_completed += 1,
+            Ok(outcome) => {
+                self.stats.commands_completed += 1;
+                self.note_unit_attention(scsi.command.lun, outcome);
+            }
             Err(_) => self.stats.commands_failed += 1,
         }
-        self.events
-            .push_back(Event::CommandComplete { task: itt, result });
+        self.events.push_back(ConnectionEvent::CommandComplete {
+            itt,
+            command: scsi.command,
+            token,
+            result,
+        });
         self.send_waiting();
         self.maybe_finish_draining();
     }
 
+    /// A UNIT ATTENTION in a command's sense tells of a change of the LU
+    /// (capacity, ALUA state...) that the layers above act on.
+    fn note_unit_attention(&mut self, lun: Lun, outcome: &CommandOutcome) {
+        if outcome.status != crate::core::command::status::CHECK_CONDITION {
+            return;
+        }
+        if let Some(change) = outcome
+            .sense
+            .as_deref()
+            .and_then(crate::core::lu_change::LuChange::from_sense_bytes)
+        {
+            self.events
+                .push_back(ConnectionEvent::Target(TargetEvent::LunChanged {
+                    lun,
+                    change,
+                }));
+        }
+    }
+
     fn send_ping(&mut self, now: Instant) {
-        let itt = self.add_task(TaskKind::Ping, None);
+        let itt = self.tasks.add(TaskKind::Ping, None);
         self.ping = Some((itt, later(now, self.config.timeouts.nop_timeout)));
         self.stats.nop_pings += 1;
         self.outgoing.push_back(Pdu::NopOut(NopOut {
@@ -599,9 +596,11 @@ impl Connection {
     ) {
         // §11.5.4/§11.5.5: only ABORT TASK names a task; otherwise both are reserved.
         let referenced = referenced.filter(|_| function == TmfFunction::AbortTask);
-        let named = referenced.and_then(|r| match self.tasks.get(&r).map(|t| &t.kind) {
-            Some(TaskKind::Scsi(s)) => Some((r, s.cmd_sn.unwrap_or(0))),
-            _ => None,
+        let named = referenced.and_then(|r| {
+            self.tasks
+                .get(r)
+                .and_then(|t| t.kind.scsi())
+                .map(|s| (r, s.cmd_sn.unwrap_or(0)))
         });
         self.push_task_management(function, lun, referenced, named, now);
     }
@@ -624,7 +623,7 @@ impl Connection {
     ) {
         let (ref_itt, ref_cmd_sn) = named.unwrap_or((Itt::RESERVED, 0));
         let deadline = later(now, self.config.timeouts.task_management);
-        let itt = self.add_task(
+        let itt = self.tasks.add(
             TaskKind::TaskManagement {
                 function,
                 lun,
@@ -648,7 +647,7 @@ impl Connection {
     }
 
     fn send_logout(&mut self, now: Instant) {
-        let itt = self.add_task(TaskKind::Logout, None);
+        let itt = self.tasks.add(TaskKind::Logout, None);
         self.phase = Phase::LoggingOut;
         self.phase_deadline = Some(later(now, self.config.timeouts.logout));
         self.outgoing.push_back(Pdu::LogoutRequest(LogoutRequest {
@@ -662,23 +661,26 @@ impl Connection {
     }
 
     fn maybe_finish_draining(&mut self) {
-        if matches!(self.phase, Phase::Draining { .. }) && self.in_flight == 0 {
+        if matches!(self.phase, Phase::Draining { .. }) && self.tasks.in_flight() == 0 {
             self.send_logout(self.now);
         }
     }
 
+    fn command_timeout(&self, command: &Command) -> Duration {
+        command.timeout.unwrap_or(self.config.timeouts.command)
+    }
+
     /// A task's deadline passed.
     fn task_timed_out(&mut self, itt: Itt, now: Instant) {
-        let Some(task) = self.tasks.get_mut(&itt) else {
+        let Some(kind) = self.tasks.kind_mut(itt) else {
             return;
         };
-        task.deadline = None;
-        match &mut task.kind {
-            TaskKind::Scsi(s) if s.cmd_sn.is_none() => {
+        match kind {
+            TaskKind::Scsi(s, _) if s.cmd_sn.is_none() => {
                 let after = s.command.timeout.unwrap_or(self.config.timeouts.command);
-                self.complete_command(itt, Err(CommandFailure::Timeout(after)));
+                self.complete_command(itt, Err(TaskFailure::Timeout(after)));
             }
-            TaskKind::Scsi(s) => {
+            TaskKind::Scsi(s, _) => {
                 s.aborting = true;
                 let lun = s.command.lun;
                 warn!(%itt, lun = %lun, opcode = s.command.opcode(), "command timed out, aborting task");
@@ -690,15 +692,15 @@ impl Connection {
                 referenced,
             } => {
                 let (function, lun, referenced) = (*function, *lun, *referenced);
-                self.remove_task(itt);
+                self.tasks.remove(itt);
                 self.task_management_failed(function, lun, referenced, "timed out", now);
             }
             TaskKind::Text { .. } => {
-                self.remove_task(itt);
+                self.tasks.remove(itt);
                 let after = self.config.timeouts.command;
-                self.events.push_back(Event::TextComplete {
-                    task: itt,
-                    result: Err(CommandFailure::Timeout(after)),
+                self.events.push_back(ConnectionEvent::TextComplete {
+                    itt,
+                    result: Err(TaskFailure::Timeout(after)),
                 });
             }
             TaskKind::Ping | TaskKind::Logout => {}
@@ -748,40 +750,48 @@ impl Connection {
         self.phase_deadline = None;
         self.ping = None;
         self.outgoing.clear();
-        self.deadlines.clear();
         let mut unfinished = Vec::new();
-        let failure = match &error {
-            Some(e) => CommandFailure::ConnectionLost(e.to_string()),
-            None => CommandFailure::Cancelled,
-        };
-        let mut tasks: Vec<(Itt, Task)> = self.tasks.drain().collect();
-        tasks.sort_by_key(|(_, t)| t.seq);
-        for (itt, task) in tasks {
+        for (itt, task) in self.tasks.drain_in_order() {
             match task.kind {
-                // A command that already timed out is not replayed: it would
-                // time out again on the next connection, and again, forever.
-                TaskKind::Scsi(s) if s.aborting => {
-                    let after = s.command.timeout.unwrap_or(self.config.timeouts.command);
+                // A command that already timed out is not handed back for
+                // replay: it would time out again elsewhere, and again.
+                TaskKind::Scsi(s, token) if s.aborting => {
+                    let after = self.command_timeout(&s.command);
                     self.stats.commands_failed += 1;
-                    self.events.push_back(Event::CommandComplete {
-                        task: itt,
-                        result: Err(CommandFailure::Timeout(after)),
+                    self.events.push_back(ConnectionEvent::CommandComplete {
+                        itt,
+                        command: s.command,
+                        token,
+                        result: Err(TaskFailure::Timeout(after)),
                     });
                 }
-                TaskKind::Scsi(s) => unfinished.push((itt, s.command)),
+                TaskKind::Scsi(s, token) => unfinished.push(Unfinished {
+                    itt,
+                    sent: s.cmd_sn.is_some(),
+                    command: s.command,
+                    token,
+                }),
                 TaskKind::Text {
                     purpose: TextPurpose::User,
                     ..
-                } => self.events.push_back(Event::TextComplete {
-                    task: itt,
-                    result: Err(failure.clone()),
-                }),
+                } => {
+                    let failure = match &error {
+                        Some(e) => TaskFailure::ConnectionLost {
+                            reason: e.to_string(),
+                            sent: true,
+                        },
+                        None => TaskFailure::Cancelled { sent: true },
+                    };
+                    self.events.push_back(ConnectionEvent::TextComplete {
+                        itt,
+                        result: Err(failure),
+                    });
+                }
                 _ => {}
             }
         }
-        self.waiting.clear();
-        self.in_flight = 0;
-        self.events.push_back(Event::Closed { error, unfinished });
+        self.events
+            .push_back(ConnectionEvent::Closed { error, unfinished });
     }
 
     fn apply_login_result(&mut self, params: OperationalParams, tsih: u16) {
@@ -795,59 +805,55 @@ impl Connection {
             .configure(digests, params.max_xmit_data_segment_length);
         self.params = params.clone();
         self.tsih = tsih;
-        self.events.push_back(Event::LoggedIn { params, tsih });
+        self.events
+            .push_back(ConnectionEvent::LoggedIn { params, tsih });
     }
 
     fn handle_pdu(&mut self, pdu: Pdu, now: Instant) {
-        match std::mem::replace(&mut self.phase, Phase::Closed) {
-            Phase::Login(mut login) => {
-                let Pdu::LoginResponse(resp) = pdu else {
-                    self.phase = Phase::Login(login);
-                    let reason = format!("{} during login", pdu.opcode());
-                    return self.fail(Error::Protocol {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Login(_) => match pdu {
+                Pdu::LoginResponse(resp) => self.on_login_response(resp, now),
+                other => {
+                    let reason = format!("{} during login", other.opcode());
+                    self.fail(Error::Protocol {
                         ctx: self.ctx.clone(),
                         reason,
                     });
-                };
-                match login.handle_response(resp) {
-                    Ok(LoginStep::Send(req)) => {
-                        self.outgoing.push_back(Pdu::LoginRequest(req));
-                        self.phase = Phase::Login(login);
-                    }
-                    Ok(LoginStep::Done(done)) => {
-                        self.seq = Sequencing::new(
-                            done.cmd_sn,
-                            done.exp_cmd_sn,
-                            done.max_cmd_sn,
-                            done.exp_stat_sn,
-                        );
-                        self.phase = Phase::FullFeature;
-                        self.phase_deadline = None;
-                        self.last_received = now;
-                        self.apply_login_result(done.params, done.tsih);
-                    }
-                    Ok(LoginStep::Redirect { portal, permanent }) => {
-                        self.events
-                            .push_back(Event::Redirected { portal, permanent });
-                        self.phase = Phase::Login(login);
-                        self.close_with(None);
-                    }
-                    Err(e) => {
-                        self.phase = Phase::Login(login);
-                        self.fail(e);
-                    }
                 }
+            },
+            _ => self.handle_full_feature_pdu(pdu, now),
+        }
+    }
+
+    fn on_login_response(&mut self, resp: LoginResponse, now: Instant) {
+        let Phase::Login(login) = &mut self.phase else {
+            return;
+        };
+        match login.handle_response(resp) {
+            Ok(LoginStep::Send(req)) => self.outgoing.push_back(Pdu::LoginRequest(req)),
+            Ok(LoginStep::Done(done)) => {
+                self.seq = Sequencing::new(
+                    done.cmd_sn,
+                    done.exp_cmd_sn,
+                    done.max_cmd_sn,
+                    done.exp_stat_sn,
+                );
+                self.phase = Phase::FullFeature;
+                self.phase_deadline = None;
+                self.last_received = now;
+                self.apply_login_result(done.params, done.tsih);
             }
-            Phase::Closed => {}
-            phase => {
-                self.phase = phase;
-                self.handle_full_feature_pdu(pdu, now);
+            Ok(LoginStep::Redirect { portal, permanent }) => {
+                self.events
+                    .push_back(ConnectionEvent::Redirected { portal, permanent });
+                self.close_with(None);
             }
+            Err(e) => self.fail(e),
         }
     }
 }
 
-/// Time helper for tests and drivers: a duration in whole seconds from a u16.
 /// `now + after`, saturating far in the future instead of panicking when a
 /// caller passes an absurd timeout (`Duration::MAX`).
 pub(crate) fn later(now: Instant, after: Duration) -> Instant {
@@ -855,6 +861,7 @@ pub(crate) fn later(now: Instant, after: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
+/// A duration in whole seconds from a 16-bit PDU field.
 pub(crate) fn secs(s: u16) -> Duration {
     Duration::from_secs(u64::from(s))
 }

@@ -6,8 +6,8 @@ use iscsi_proto::pdu::{
     DataIn, DataOut, Itt, Pdu, R2t, Residual, ScsiCommand, ScsiResponse, ServiceResponse, Ttt,
 };
 
-use crate::command::{Command, CommandOutcome, Direction, ReadData};
-use crate::error::CommandFailure;
+use crate::core::command::{Command, CommandOutcome, Direction, ReadData};
+use crate::core::error::TaskFailure;
 use iscsi_proto::text::OperationalParams;
 
 /// Progress of one SCSI task.
@@ -117,14 +117,14 @@ impl ScsiTask {
         exp_stat_sn: u32,
         params: &OperationalParams,
         out: &mut impl Extend<Pdu>,
-    ) -> Result<(), CommandFailure> {
+    ) -> Result<(), TaskFailure> {
         let Direction::Write { data } = &self.command.direction else {
-            return Err(CommandFailure::Protocol(
+            return Err(TaskFailure::Protocol(
                 "R2T for a command that writes nothing".into(),
             ));
         };
         if r2t.r2t_sn != self.next_r2t_sn {
-            return Err(CommandFailure::Protocol(format!(
+            return Err(TaskFailure::Protocol(format!(
                 "R2TSN {} where {} was expected",
                 r2t.r2t_sn, self.next_r2t_sn
             )));
@@ -139,7 +139,7 @@ impl ScsiTask {
         {
             // A repeated or out-of-order range would make us send the same
             // data again and again: one 48-byte R2T can ask for a whole burst.
-            return Err(CommandFailure::Protocol(format!(
+            return Err(TaskFailure::Protocol(format!(
                 "R2T for bytes {start}..{end} of a {}-byte write where byte {} comes next (MaxBurstLength {})",
                 data.len(),
                 self.next_r2t_offset,
@@ -165,28 +165,28 @@ impl ScsiTask {
     }
 
     /// Takes one Data-In: checks order and bounds, keeps the payload slice.
-    pub fn on_data_in(&mut self, din: DataIn) -> Result<DataInStep, CommandFailure> {
+    pub fn on_data_in(&mut self, din: DataIn) -> Result<DataInStep, TaskFailure> {
         let Direction::Read { expected_len } = self.command.direction else {
-            return Err(CommandFailure::Protocol(
+            return Err(TaskFailure::Protocol(
                 "Data-In for a command that reads nothing".into(),
             ));
         };
         if din.data_sn != self.next_data_sn {
-            return Err(CommandFailure::Protocol(format!(
+            return Err(TaskFailure::Protocol(format!(
                 "DataSN {} where {} was expected",
                 din.data_sn, self.next_data_sn
             )));
         }
         // DataPDUInOrder=Yes is all we negotiate: each PDU continues the last.
         if din.buffer_offset as usize != self.read.len() {
-            return Err(CommandFailure::Protocol(format!(
+            return Err(TaskFailure::Protocol(format!(
                 "Data-In at offset {} where {} was expected",
                 din.buffer_offset,
                 self.read.len()
             )));
         }
         if self.read.len() + din.data.len() > expected_len as usize {
-            return Err(CommandFailure::Protocol(format!(
+            return Err(TaskFailure::Protocol(format!(
                 "Data-In runs to byte {} of a {expected_len}-byte read",
                 self.read.len() + din.data.len()
             )));
@@ -202,9 +202,9 @@ impl ScsiTask {
     }
 
     /// The SCSI Response that ends the task.
-    pub fn on_response(&mut self, resp: ScsiResponse) -> Result<CommandOutcome, CommandFailure> {
+    pub fn on_response(&mut self, resp: ScsiResponse) -> Result<CommandOutcome, TaskFailure> {
         if resp.response != ServiceResponse::CompletedAtTarget {
-            return Err(CommandFailure::TargetFailure(resp.response.code()));
+            return Err(TaskFailure::TargetFailure(resp.response.code()));
         }
         // Sense data is small and outlives the receive buffer: copy it so it
         // does not keep a whole receive allocation alive.
@@ -221,15 +221,15 @@ impl ScsiTask {
         status: u8,
         residual: Residual,
         sense: Option<Bytes>,
-    ) -> Result<CommandOutcome, CommandFailure> {
+    ) -> Result<CommandOutcome, TaskFailure> {
         let mut data = std::mem::take(&mut self.read);
         if let Direction::Read { expected_len } = self.command.direction {
             let promised = match residual {
                 Residual::Underflow(short) => expected_len.saturating_sub(short) as usize,
                 Residual::None | Residual::Overflow(_) => expected_len as usize,
             };
-            if status == crate::command::status::GOOD && data.len() != promised {
-                return Err(CommandFailure::Protocol(format!(
+            if status == crate::core::command::status::GOOD && data.len() != promised {
+                return Err(TaskFailure::Protocol(format!(
                     "GOOD status after {} of the {promised} bytes the residual promises",
                     data.len()
                 )));

@@ -1,0 +1,166 @@
+//! The block API over one session: commands go to one LUN through one path,
+//! with same-path retries per the session's [`RetryPolicy`].
+
+use std::future::Future;
+
+use iscsi_proto::pdu::Lun;
+use tracing::debug;
+
+use super::device::BlockDevice;
+use super::geometry::Geometry;
+use super::scsi::ScsiExecutor;
+use crate::core::command::{Command, CommandOutcome};
+use crate::core::error::{Error, PathContext};
+use crate::core::retry::{RetryPolicy, RetryVerdict};
+use crate::runtime::Session;
+
+impl Session {
+    /// Runs a command and turns any status other than GOOD into
+    /// [`Error::Scsi`], re-issuing it on this session first while `policy`
+    /// says the condition is transient; when the budget is spent the error
+    /// is [`Error::RetriesExhausted`] (a path error to a multipath layer).
+    pub async fn execute_with_retry(
+        &self,
+        command: Command,
+        policy: &RetryPolicy,
+    ) -> Result<CommandOutcome, Error> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.execute(command.clone()).await?;
+            let error = |outcome: CommandOutcome| Error::Scsi {
+                ctx: self.context().clone(),
+                lun: command.lun,
+                itt: outcome.itt,
+                opcode: command.opcode(),
+                status: outcome.status,
+                sense: outcome.sense,
+            };
+            match policy.judge(&outcome, attempt) {
+                RetryVerdict::Completed => return Ok(outcome),
+                RetryVerdict::RetryAfter(pause) => {
+                    debug!(
+                        attempt,
+                        status = outcome.status,
+                        "retrying on the same path"
+                    );
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                RetryVerdict::Exhausted => {
+                    return Err(Error::RetriesExhausted {
+                        attempts: attempt,
+                        last: Box::new(error(outcome)),
+                    });
+                }
+                RetryVerdict::Failed(_) => return Err(error(outcome)),
+            }
+        }
+    }
+
+    /// [`Session::execute_with_retry`] with the session's own policy.
+    pub async fn execute_checked(&self, command: Command) -> Result<CommandOutcome, Error> {
+        let policy = self.config().retry.clone();
+        self.execute_with_retry(command, &policy).await
+    }
+
+    /// SCSI commands to `lun` of this session.
+    pub fn scsi(&self, lun: Lun) -> SessionScsi {
+        SessionScsi {
+            session: self.clone(),
+            lun,
+        }
+    }
+
+    /// Probes a LUN (waiting out UNIT ATTENTIONs) and returns it with its
+    /// geometry, ready for block I/O.
+    pub async fn open_lun(&self, number: u16) -> Result<SessionLun, Error> {
+        let lun = Lun::from_number(number).ok_or_else(|| Error::BadResponse {
+            ctx: self.context().clone(),
+            reason: format!("LUN {number} cannot be addressed (above 16383)"),
+        })?;
+        let scsi = self.scsi(lun);
+        scsi.test_unit_ready().await?;
+        let geometry = scsi.probe_geometry().await?;
+        Ok(SessionLun { scsi, geometry })
+    }
+}
+
+/// One LUN of one session, before its geometry is known: SCSI queries.
+#[derive(Clone, Debug)]
+pub struct SessionScsi {
+    session: Session,
+    lun: Lun,
+}
+
+impl SessionScsi {
+    /// The session underneath.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl ScsiExecutor for SessionScsi {
+    type Error = Error;
+
+    fn lun(&self) -> Lun {
+        self.lun
+    }
+
+    fn context(&self) -> PathContext {
+        self.session.context().clone()
+    }
+
+    fn execute(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<CommandOutcome, Error>> + Send {
+        self.session.execute_checked(command)
+    }
+}
+
+/// One LUN of one session with its geometry: the block API over one path.
+#[derive(Clone, Debug)]
+pub struct SessionLun {
+    scsi: SessionScsi,
+    geometry: Geometry,
+}
+
+impl SessionLun {
+    /// The session underneath.
+    pub fn session(&self) -> &Session {
+        &self.scsi.session
+    }
+
+    /// Reads the geometry again (after a capacity-changed UNIT ATTENTION).
+    pub async fn refresh(&mut self) -> Result<(), Error> {
+        self.geometry = self.scsi.probe_geometry().await?;
+        Ok(())
+    }
+}
+
+impl ScsiExecutor for SessionLun {
+    type Error = Error;
+
+    fn lun(&self) -> Lun {
+        self.scsi.lun
+    }
+
+    fn context(&self) -> PathContext {
+        self.scsi.context()
+    }
+
+    fn execute(
+        &self,
+        command: Command,
+    ) -> impl Future<Output = Result<CommandOutcome, Error>> + Send {
+        self.scsi.session.execute_checked(command)
+    }
+}
+
+impl BlockDevice for SessionLun {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+}

@@ -1,0 +1,304 @@
+//! Session errors. Every variant names the path (portal and target) and, for
+//! a command, the LUN, the ITT and the SCSI opcode, so that one log line says
+//! which exchange failed where. No variant can carry a CHAP secret.
+//!
+//! Two layers: [`TaskFailure`] says why one iSCSI task ended without a SCSI
+//! status (iscsi-proto's `scsi::CommandFailure` is the SCSI-level view the
+//! failure classification works on); [`Error`] is what a caller gets, with
+//! its context.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use iscsi_proto::pdu::{Itt, LoginStatus, Lun, RejectReason};
+use iscsi_proto::scsi::FailureClass;
+
+use crate::core::config::ConfigError;
+use crate::core::portal::Portal;
+
+/// Which path an error happened on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathContext {
+    /// The portal connected to.
+    pub portal: Portal,
+    /// Target IQN; empty for a discovery session.
+    pub target: String,
+}
+
+impl fmt::Display for PathContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.target.is_empty() {
+            write!(f, "{}", self.portal)
+        } else {
+            write!(f, "{} at {}", self.target, self.portal)
+        }
+    }
+}
+
+/// Why one SCSI task ended without a SCSI status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskFailure {
+    /// No answer within the command timeout; the task was aborted.
+    Timeout(Duration),
+    /// The connection failed before the command completed. `sent` tells
+    /// whether the command had been queued for the target (so it may have
+    /// been executed) or was still waiting for the CmdSN window.
+    ConnectionLost {
+        /// What happened to the connection.
+        reason: String,
+        /// Whether the command PDU had been queued for the target.
+        sent: bool,
+    },
+    /// There was no connection to send it on and the session does not hold
+    /// commands while it reconnects ([`crate::Recovery::HandBack`]), or the
+    /// replacement timeout passed first. Never sent.
+    NotConnected(String),
+    /// The target refused the PDU.
+    Rejected(RejectReason),
+    /// iSCSI response "target failure" (or a vendor code).
+    TargetFailure(u8),
+    /// The target broke the protocol while serving the command.
+    Protocol(String),
+    /// Ended by a logical unit reset that recovered another, timed-out task;
+    /// it did not fail itself and may be retried.
+    Reset,
+    /// The session was closed by the user first.
+    Cancelled {
+        /// Whether the command PDU had been queued for the target.
+        sent: bool,
+    },
+}
+
+impl TaskFailure {
+    /// Whether the target may have seen (and executed) the command.
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            TaskFailure::NotConnected(_)
+            | TaskFailure::ConnectionLost { sent: false, .. }
+            | TaskFailure::Cancelled { sent: false } => Delivery::NotSent,
+            _ => Delivery::Sent,
+        }
+    }
+}
+
+impl fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskFailure::Timeout(d) => write!(f, "timed out after {d:?}"),
+            TaskFailure::ConnectionLost { reason, sent: true } => {
+                write!(f, "connection lost after the command was sent: {reason}")
+            }
+            TaskFailure::ConnectionLost {
+                reason,
+                sent: false,
+            } => {
+                write!(f, "connection lost before the command was sent: {reason}")
+            }
+            TaskFailure::NotConnected(why) => write!(f, "not sent: {why}"),
+            TaskFailure::Rejected(r) => write!(f, "rejected by the target ({r:?})"),
+            TaskFailure::TargetFailure(code) => {
+                write!(f, "target failure (iSCSI response {code:#04x})")
+            }
+            TaskFailure::Protocol(why) => write!(f, "protocol violation: {why}"),
+            TaskFailure::Reset => f.write_str("terminated by a logical unit reset"),
+            TaskFailure::Cancelled { .. } => f.write_str("cancelled: session closed"),
+        }
+    }
+}
+
+/// Whether a failed command reached the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// It never left this initiator: sending it elsewhere cannot duplicate it.
+    NotSent,
+    /// It was sent (or queued to be) and may have been executed.
+    Sent,
+}
+
+/// Everything that can go wrong in a session.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration for {ctx}: {source}")]
+    Config {
+        ctx: PathContext,
+        source: ConfigError,
+    },
+    #[error("cannot connect to {ctx}: {reason}")]
+    Connect { ctx: PathContext, reason: String },
+    #[error("login to {ctx} refused: {status}")]
+    LoginRejected {
+        ctx: PathContext,
+        status: LoginStatus,
+    },
+    #[error("CHAP authentication with {ctx} failed: {reason}")]
+    Authentication { ctx: PathContext, reason: String },
+    #[error("login to {ctx}: the target refused CHAP with algorithms {offered}{}", status_suffix(.status))]
+    ChapAlgorithmRejected {
+        ctx: PathContext,
+        offered: String,
+        status: Option<LoginStatus>,
+    },
+    #[error("login negotiation with {ctx} failed: {reason}")]
+    Negotiation { ctx: PathContext, reason: String },
+    #[error("login to {ctx}: too many redirects (last to {last})")]
+    TooManyRedirects { ctx: PathContext, last: Portal },
+    #[error("{ctx}: protocol error: {reason}")]
+    Protocol { ctx: PathContext, reason: String },
+    #[error("{ctx}: connection lost: {reason}")]
+    ConnectionLost { ctx: PathContext, reason: String },
+    #[error("{ctx}: {what} timed out after {after:?}")]
+    Timeout {
+        ctx: PathContext,
+        what: &'static str,
+        after: Duration,
+    },
+    #[error("{ctx} LUN {lun}: SCSI opcode {opcode:#04x} (ITT {itt}) {failure}")]
+    Command {
+        ctx: PathContext,
+        lun: Lun,
+        itt: Itt,
+        opcode: u8,
+        failure: TaskFailure,
+    },
+    #[error("{ctx} LUN {lun}: SCSI opcode {opcode:#04x} (ITT {itt}) returned status {status:#04x}{}", sense_suffix(.sense))]
+    Scsi {
+        ctx: PathContext,
+        lun: Lun,
+        itt: Itt,
+        opcode: u8,
+        status: u8,
+        sense: Option<Bytes>,
+    },
+    /// The same-path retries of [`crate::RetryPolicy`] are spent: the
+    /// condition is the path's, so a multipath caller should try another.
+    #[error("{last} (still after {attempts} attempts on this path)")]
+    RetriesExhausted { attempts: u32, last: Box<Error> },
+    #[error("{ctx}: unexpected answer: {reason}")]
+    BadResponse { ctx: PathContext, reason: String },
+    #[error("{ctx}: session closed")]
+    Closed { ctx: PathContext },
+    /// Logins stopped after a failure retrying cannot fix (wrong CHAP
+    /// secret, no such target, not authorized); `reconnect_now` tries again.
+    #[error("{ctx}: not retrying the login: {cause}")]
+    LoginGaveUp { ctx: PathContext, cause: Box<Error> },
+}
+
+fn status_suffix(status: &Option<LoginStatus>) -> String {
+    status.map(|s| format!(" ({s})")).unwrap_or_default()
+}
+
+fn sense_suffix(sense: &Option<Bytes>) -> String {
+    match sense.as_deref().map(iscsi_proto::scsi::Sense::parse) {
+        Some(Ok(s)) => format!(", {s}"),
+        Some(Err(_)) => ", unreadable sense data".into(),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// The path the error happened on.
+    pub fn context(&self) -> &PathContext {
+        match self {
+            Error::Config { ctx, .. }
+            | Error::Connect { ctx, .. }
+            | Error::LoginRejected { ctx, .. }
+            | Error::Authentication { ctx, .. }
+            | Error::ChapAlgorithmRejected { ctx, .. }
+            | Error::Negotiation { ctx, .. }
+            | Error::TooManyRedirects { ctx, .. }
+            | Error::Protocol { ctx, .. }
+            | Error::ConnectionLost { ctx, .. }
+            | Error::Timeout { ctx, .. }
+            | Error::Command { ctx, .. }
+            | Error::Scsi { ctx, .. }
+            | Error::BadResponse { ctx, .. }
+            | Error::LoginGaveUp { ctx, .. }
+            | Error::Closed { ctx } => ctx,
+            Error::RetriesExhausted { last, .. } => last.context(),
+        }
+    }
+
+    /// For a failed command: whether it may have reached the target. `None`
+    /// for errors that are not about one command.
+    pub fn delivery(&self) -> Option<Delivery> {
+        match self {
+            Error::Command { failure, .. } => Some(failure.delivery()),
+            Error::Scsi { .. } => Some(Delivery::Sent),
+            Error::RetriesExhausted { last, .. } => last.delivery(),
+            Error::Closed { .. } => Some(Delivery::NotSent),
+            _ => None,
+        }
+    }
+
+    /// What to do about this error, by the rule dm-multipath applies: retry on
+    /// the same path, try another path, or give up.
+    pub fn failure_class(&self) -> FailureClass {
+        use iscsi_proto::scsi::{
+            CommandFailure as ScsiFailure, ScsiStatus, Sense, TransportFailure,
+        };
+        let scsi = match self {
+            Error::Scsi { status, sense, .. } => ScsiFailure::Status {
+                status: ScsiStatus::from_code(*status),
+                sense: sense.as_deref().and_then(|s| Sense::parse(s).ok()),
+            },
+            Error::Command { failure, .. } => match failure {
+                TaskFailure::Timeout(_) => ScsiFailure::Timeout,
+                TaskFailure::ConnectionLost { .. }
+                | TaskFailure::NotConnected(_)
+                | TaskFailure::Protocol(_) => {
+                    ScsiFailure::Transport(TransportFailure::ConnectionLost)
+                }
+                TaskFailure::TargetFailure(_) => {
+                    ScsiFailure::Transport(TransportFailure::TargetFailure)
+                }
+                TaskFailure::Rejected(_) => {
+                    ScsiFailure::Transport(TransportFailure::SessionFailure)
+                }
+                // Ended by a reset aimed at another task: nothing wrong with it.
+                TaskFailure::Reset => return FailureClass::RetrySamePath,
+                TaskFailure::Cancelled { .. } => return FailureClass::Final,
+            },
+            // The condition outlasted the same-path budget: the path is suspect.
+            Error::RetriesExhausted { .. } => return FailureClass::TryOtherPath,
+            Error::Config { .. } | Error::BadResponse { .. } => return FailureClass::Final,
+            _ => ScsiFailure::Transport(TransportFailure::SessionFailure),
+        };
+        iscsi_proto::scsi::classify(&scsi)
+    }
+
+    /// A CHECK CONDITION with sense key ILLEGAL REQUEST: the target does
+    /// not support what the command asked for.
+    pub fn is_illegal_request(&self) -> bool {
+        let Error::Scsi {
+            sense: Some(sense), ..
+        } = self
+        else {
+            return false;
+        };
+        iscsi_proto::scsi::Sense::parse(sense)
+            .is_ok_and(|s| s.key == iscsi_proto::scsi::SenseKey::IllegalRequest)
+    }
+
+    /// True when retrying the login later cannot help (bad credentials, no
+    /// such target): a reconnect loop should stop and report.
+    pub fn is_permanent_login_failure(&self) -> bool {
+        match self {
+            Error::LoginRejected { status, .. } => status.is_initiator_error(),
+            Error::Authentication { .. }
+            | Error::Config { .. }
+            | Error::Negotiation { .. }
+            | Error::LoginGaveUp { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The target answered "target not found" or "target removed". Right
+    /// after a target restarts, its portals listen before its targets are
+    /// configured again: for a session that worked before, this is worth
+    /// retrying (slowly), unlike bad credentials.
+    pub fn is_target_missing(&self) -> bool {
+        matches!(self, Error::LoginRejected { status, .. }
+            if status.is_initiator_error() && matches!(status.detail, 3 | 4))
+    }
+}

@@ -1,0 +1,386 @@
+//! The tokio driver of one session: owns the socket and the timers, runs the
+//! sans-IO [`Connection`], and when the connection fails logs in again on
+//! the session's [`ReconnectPolicy`](crate::ReconnectPolicy), replaying or
+//! handing back unfinished commands as its [`Recovery`] mode says.
+//!
+//! - `establish`: connect, login, redirects, the CHAP fallback (mechanism).
+//! - `serve`: the I/O loop of one logged-in connection (mechanism).
+//! - `parked`: commands waiting for the next connection (Replay policy).
+//! - here: the life cycle, and what happens between connections (policy).
+//!
+//! Time is tokio's everywhere, so tests can pause it.
+
+mod establish;
+mod parked;
+mod request;
+mod serve;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iscsi_proto::pdu::Itt;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::core::command::Command;
+use crate::core::config::{Recovery, SessionConfig};
+use crate::core::connection::{Connection, ConnectionStats, TargetEvent};
+use crate::core::error::{Error, PathContext, TaskFailure};
+use crate::core::portal::Portal;
+use crate::runtime::session::{SessionState, SessionStatus};
+use crate::runtime::transport::Transport;
+
+pub(crate) use establish::{Established, establish};
+use parked::Parked;
+pub(crate) use request::{Pending, Request, TextReply};
+use serve::ServeEnd;
+
+/// The current time as the sans-IO core takes it, from tokio's clock.
+pub(crate) fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400)
+}
+
+pub(crate) fn read_once(conn: &mut Connection<Pending>, io: &mut Transport) {
+    match io.try_read(conn) {
+        Ok(Some(0)) => conn.handle_disconnect("target closed the connection"),
+        Ok(Some(_)) => conn.handle_received(now()),
+        Ok(None) => {}
+        Err(e) => conn.handle_disconnect(e.to_string()),
+    }
+}
+
+/// How a wait between connections ended.
+enum Waited<T> {
+    Done(T),
+    /// A handle asked to reconnect now.
+    Hurried,
+    /// Logout asked, or every handle dropped: end the session.
+    Shutdown,
+}
+
+/// The background task of one session.
+pub(crate) struct Driver {
+    config: Arc<SessionConfig>,
+    requests: mpsc::Receiver<Request>,
+    status: watch::Sender<SessionStatus>,
+    events: broadcast::Sender<TargetEvent>,
+    /// Commands waiting for a connection (Replay mode).
+    parked: Parked,
+    /// Where the next login goes (the configured portal, or a permanent
+    /// redirect's).
+    portal: Portal,
+    logout_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
+    shutting_down: bool,
+    /// Wait requested by the target before reconnecting.
+    time2wait: Duration,
+    /// The caller of the text exchange in progress.
+    text_reply: Option<(Itt, TextReply)>,
+    /// Why commands cannot be sent now, for their errors.
+    offline_reason: String,
+}
+
+impl Driver {
+    pub fn new(
+        config: Arc<SessionConfig>,
+        requests: mpsc::Receiver<Request>,
+        status: watch::Sender<SessionStatus>,
+        events: broadcast::Sender<TargetEvent>,
+        portal: Portal,
+    ) -> Self {
+        Driver {
+            config,
+            requests,
+            status,
+            events,
+            parked: Parked::default(),
+            portal,
+            logout_waiters: Vec::new(),
+            shutting_down: false,
+            time2wait: Duration::ZERO,
+            text_reply: None,
+            offline_reason: "not logged in yet".into(),
+        }
+    }
+
+    fn ctx(&self) -> PathContext {
+        PathContext {
+            portal: self.portal.clone(),
+            target: self.config.target_name.clone().unwrap_or_default(),
+        }
+    }
+
+    fn set_state(&self, state: SessionState) {
+        self.status.send_modify(|s| {
+            if s.state != state {
+                s.state = state;
+                s.since = Instant::now();
+            }
+        });
+    }
+
+    /// Runs until logout or until every handle is dropped. `initial` is the
+    /// connection [`crate::Session::connect`] made; without one the driver
+    /// logs in first (a path that is down at start keeps trying).
+    pub async fn run(mut self, initial: Option<Established>) {
+        let span = info_span!("session", portal = %self.config.portal, target = %self.ctx().target);
+        async move {
+            let mut ever_logged_in = initial.is_some();
+            let mut current = initial.map(|e| (e.conn, e.io));
+            let mut attempts = 0u32;
+            // No wait before the first login of a session started down.
+            let mut wait = None;
+            let mut result = Ok(());
+            loop {
+                if let Some((mut conn, mut io)) = current.take() {
+                    self.replay_parked(&mut conn);
+                    match self.serve(&mut conn, &mut io).await {
+                        ServeEnd::LoggedOut(r) => {
+                            result = r;
+                            break;
+                        }
+                        ServeEnd::Lost(e) => {
+                            warn!(error = %e, "connection lost");
+                            self.offline_reason = format!("reconnecting after: {e}");
+                            self.status.send_modify(|s| s.last_error = Some(e));
+                            self.set_state(SessionState::Reconnecting { attempts: 0 });
+                            attempts = 0;
+                            wait = Some(self.config.reconnect.delay(1, self.time2wait));
+                        }
+                    }
+                }
+                if self.shutting_down {
+                    break;
+                }
+                if let Some(delay) = wait.take() {
+                    match self.while_disconnected(sleep(delay), true).await {
+                        Waited::Shutdown => break,
+                        Waited::Done(()) | Waited::Hurried => {}
+                    }
+                }
+                attempts += 1;
+                self.set_state(if ever_logged_in {
+                    SessionState::Reconnecting { attempts }
+                } else {
+                    SessionState::Connecting { attempts }
+                });
+                let (config, portal) = (self.config.clone(), self.portal.clone());
+                let login = async move { establish(&config, &portal).await };
+                let outcome = match self.while_disconnected(login, false).await {
+                    Waited::Done(outcome) => outcome,
+                    Waited::Shutdown => break,
+                    // Not asked for (hurry is false): treated as a failed attempt.
+                    Waited::Hurried => continue,
+                };
+                match outcome {
+                    Ok(est) => {
+                        if ever_logged_in {
+                            info!(attempts, "session reinstated");
+                        } else {
+                            info!(attempts, "logged in");
+                        }
+                        self.time2wait = Duration::ZERO;
+                        self.portal = est.home.clone();
+                        let reconnected = ever_logged_in;
+                        self.status.send_modify(|s| {
+                            s.portal = est.portal.clone();
+                            s.tsih = est.conn.tsih();
+                            s.params = Some(est.params.clone());
+                            s.reconnects += u64::from(reconnected);
+                        });
+                        self.set_state(SessionState::LoggedIn);
+                        ever_logged_in = true;
+                        current = Some((est.conn, est.io));
+                    }
+                    Err(e) if self.gives_up_on(&e, ever_logged_in) => {
+                        warn!(error = %e, "login failed; not retrying until asked to");
+                        let gave_up = Error::LoginGaveUp {
+                            ctx: self.ctx(),
+                            cause: Box::new(e),
+                        };
+                        self.offline_reason = gave_up.to_string();
+                        self.fail_parked();
+                        self.status.send_modify(|s| s.last_error = Some(gave_up));
+                        self.set_state(SessionState::Failed);
+                        match self
+                            .while_disconnected(std::future::pending::<()>(), true)
+                            .await
+                        {
+                            Waited::Shutdown => break,
+                            Waited::Done(()) | Waited::Hurried => {
+                                info!("retrying the login as asked");
+                                attempts = 0;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        debug!(error = %e, attempts, "login failed");
+                        self.offline_reason = format!("cannot log in: {e}");
+                        self.status.send_modify(|s| s.last_error = Some(e));
+                        wait = Some(self.config.reconnect.delay(attempts + 1, self.time2wait));
+                    }
+                }
+            }
+            self.finish(result);
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Whether a failed login ends the automatic retries. Credentials or an
+    /// ACL that are wrong stay wrong; but "no such target" right after a
+    /// target that worked restarts is its configuration not being back yet.
+    fn gives_up_on(&self, e: &Error, ever_logged_in: bool) -> bool {
+        e.is_permanent_login_failure() && !(ever_logged_in && e.is_target_missing())
+    }
+
+    fn finish(&mut self, result: Result<(), Error>) {
+        let ctx = self.ctx();
+        self.fail_parked();
+        self.requests.close();
+        while let Ok(req) = self.requests.try_recv() {
+            reject_request(req, &ctx);
+        }
+        for w in self.logout_waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
+        self.status.send_modify(|s| {
+            s.logged_out = result.is_ok();
+            if let Err(e) = &result {
+                s.last_error = Some(e.clone());
+            }
+        });
+        self.set_state(SessionState::Closed);
+    }
+
+    fn fail_parked(&mut self) {
+        let ctx = self.ctx();
+        let reason = self.offline_reason.clone();
+        for (command, pending) in self.parked.drain() {
+            let failure = TaskFailure::NotConnected(reason.clone());
+            pending.answer(Err(Error::Command {
+                ctx: ctx.clone(),
+                lun: command.lun,
+                itt: Itt::RESERVED,
+                opcode: command.opcode(),
+                failure,
+            }));
+        }
+    }
+
+    fn command_error(&self, ctx: &PathContext, command: &Command, failure: TaskFailure) -> Error {
+        Error::Command {
+            ctx: ctx.clone(),
+            lun: command.lun,
+            itt: Itt::RESERVED,
+            opcode: command.opcode(),
+            failure,
+        }
+    }
+
+    /// A command that cannot be sent now: parked for the next connection
+    /// (Replay, within the replacement timeout) or answered at once, unsent.
+    fn without_connection(&mut self, command: Command, pending: Pending, why: &str) {
+        if !pending.caller_waits() {
+            return;
+        }
+        let parks = self.config.recovery == Recovery::Replay
+            && !self.config.timeouts.replacement.is_zero()
+            && !matches!(self.status.borrow().state, SessionState::Failed);
+        if parks {
+            self.parked.push(command, pending, Instant::now());
+        } else {
+            let failure = TaskFailure::NotConnected(format!("{why}: {}", self.offline_reason));
+            let err = self.command_error(&self.ctx(), &command, failure);
+            pending.answer(Err(err));
+        }
+    }
+
+    /// Runs `work` (a backoff, a login, or waiting to be asked again) while
+    /// there is no connection, serving requests meanwhile and failing parked
+    /// commands whose replacement timeout passes.
+    async fn while_disconnected<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        hurry: bool,
+    ) -> Waited<T> {
+        tokio::pin!(work);
+        loop {
+            let replacement = self.config.timeouts.replacement;
+            for (command, pending) in self.parked.take_expired(replacement, Instant::now()) {
+                let failure = TaskFailure::NotConnected(
+                    "no connection within the replacement timeout".into(),
+                );
+                let err = self.command_error(&self.ctx(), &command, failure);
+                pending.answer(Err(err));
+            }
+            let wake = self
+                .parked
+                .next_expiry(replacement)
+                .unwrap_or_else(far_future);
+            tokio::select! {
+                done = &mut work => return Waited::Done(done),
+                req = self.requests.recv() => match req {
+                    // Every handle is gone, so no caller waits for anything.
+                    None => return Waited::Shutdown,
+                    Some(Request::Command { command, reply }) => {
+                        self.without_connection(command, Pending::new(reply), "no connection");
+                    }
+                    Some(Request::Text { reply, .. }) => {
+                        let _ = reply.send(Err(Error::ConnectionLost {
+                            ctx: self.ctx(),
+                            reason: self.offline_reason.clone(),
+                        }));
+                    }
+                    Some(Request::Stats { reply }) => { let _ = reply.send(ConnectionStats::default()); }
+                    Some(Request::Logout { reply }) => {
+                        self.shutting_down = true;
+                        self.logout_waiters.push(reply);
+                        return Waited::Shutdown;
+                    }
+                    // A login under way is not cut short: it is what was asked for.
+                    Some(Request::ReconnectNow) if hurry => return Waited::Hurried,
+                    Some(Request::ReconnectNow) => {}
+                },
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    /// Replays, in order, the commands that waited for this connection and
+    /// whose callers still wait.
+    fn replay_parked(&mut self, conn: &mut Connection<Pending>) {
+        let live = self.parked.take_live();
+        if !live.is_empty() {
+            info!(
+                commands = live.len(),
+                "replaying commands on the new connection"
+            );
+        }
+        for (command, pending) in live {
+            self.submit(conn, command, pending);
+        }
+    }
+}
+
+fn reject_request(req: Request, ctx: &PathContext) {
+    match req {
+        Request::Command { reply, .. } => {
+            let _ = reply.send(Err(Error::Closed { ctx: ctx.clone() }));
+        }
+        Request::Text { reply, .. } => {
+            let _ = reply.send(Err(Error::Closed { ctx: ctx.clone() }));
+        }
+        Request::Stats { reply } => {
+            let _ = reply.send(ConnectionStats::default());
+        }
+        Request::Logout { reply } => {
+            let _ = reply.send(Ok(()));
+        }
+        Request::ReconnectNow => {}
+    }
+}

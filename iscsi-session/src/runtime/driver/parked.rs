@@ -1,0 +1,109 @@
+//! Commands waiting for the next connection under [`crate::Recovery::Replay`],
+//! each bounded by the replacement timeout.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::request::Pending;
+use crate::core::command::Command;
+
+/// Parked commands, in the order they are to be replayed.
+#[derive(Debug, Default)]
+pub(crate) struct Parked {
+    queue: VecDeque<(Command, Pending)>,
+}
+
+impl Parked {
+    /// Parks a command; its replacement timeout starts now unless it already
+    /// runs from an earlier loss.
+    pub fn push(&mut self, command: Command, mut pending: Pending, now: Instant) {
+        pending.orphaned_at.get_or_insert(now);
+        self.queue.push_back((command, pending));
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// When the oldest parked command's replacement timeout ends.
+    pub fn next_expiry(&self, replacement: Duration) -> Option<Instant> {
+        self.queue
+            .iter()
+            .filter_map(|(_, p)| p.orphaned_at.map(|t| t + replacement))
+            .min()
+    }
+
+    /// Takes the commands whose replacement timeout has passed, and drops
+    /// those whose caller stopped waiting.
+    pub fn take_expired(&mut self, replacement: Duration, now: Instant) -> Vec<(Command, Pending)> {
+        let (expired, kept): (Vec<_>, Vec<_>) = self
+            .queue
+            .drain(..)
+            .partition(|(_, p)| p.orphaned_at.is_some_and(|t| now >= t + replacement));
+        self.queue = kept.into_iter().filter(|(_, p)| p.caller_waits()).collect();
+        expired
+    }
+
+    /// Every parked command whose caller still waits, in order; the others
+    /// are dropped unsent.
+    pub fn take_live(&mut self) -> Vec<(Command, Pending)> {
+        let before = self.queue.len();
+        let live: Vec<_> = self
+            .queue
+            .drain(..)
+            .filter(|(_, p)| p.caller_waits())
+            .collect();
+        if live.len() < before {
+            debug!(
+                dropped = before - live.len(),
+                "not replaying commands whose callers stopped waiting"
+            );
+        }
+        live
+    }
+
+    pub fn drain(&mut self) -> impl Iterator<Item = (Command, Pending)> + '_ {
+        self.queue.drain(..)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iscsi_proto::pdu::Lun;
+    use iscsi_proto::scsi::Cdb;
+    use tokio::sync::oneshot;
+
+    use crate::core::command::Direction;
+
+    fn command() -> Command {
+        Command::new(Lun::default(), Cdb::test_unit_ready(), Direction::None)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_runs_from_the_first_loss_and_gone_callers_are_dropped() {
+        let replacement = Duration::from_secs(10);
+        let mut parked = Parked::default();
+        let t0 = Instant::now();
+        let (tx, _keep) = oneshot::channel();
+        let mut first = Pending::new(tx);
+        first.orphaned_at = Some(t0 - Duration::from_secs(8));
+        parked.push(command(), first, t0);
+        let (tx, rx) = oneshot::channel();
+        parked.push(command(), Pending::new(tx), t0);
+        drop(rx);
+        assert_eq!(
+            parked.next_expiry(replacement),
+            Some(t0 + Duration::from_secs(2))
+        );
+        assert!(parked.take_expired(replacement, t0).is_empty());
+        assert_eq!(parked.len(), 1, "the command nobody waits for is gone");
+        let expired = parked.take_expired(replacement, t0 + Duration::from_secs(2));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(parked.len(), 0);
+    }
+}
