@@ -7,18 +7,20 @@
 //! same block API as a single session.
 //!
 //! What exists so far is the front door: [`ConnectionInfo`] (the storage
-//! service's answer, validated) and [`PathSet`] (the paths to log in to, main
-//! first).
+//! service's answer, validated), [`PathSet`] (the paths to log in to, main
+//! first) and [`ConnectorProperties`] (what the host tells the storage service).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod connection_info;
+pub mod connector;
 pub mod discovery_merge;
 pub mod path;
 pub mod path_plan;
 pub mod path_set;
 
 pub use connection_info::{AccessMode, ConnectionInfo, ConnectionInfoError, MAX_LUN};
+pub use connector::ConnectorProperties;
 pub use discovery_merge::{
     DiscoveryMerge, DiscoveryOutcome, IgnoreReason, IgnoredPortal, merge_discovery,
 };
