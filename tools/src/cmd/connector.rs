@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use clap::Args;
-use serde::Serialize;
+use iscsi_multipath::ConnectorProperties;
 
 use super::Context;
 use crate::error::{CliError, Result};
@@ -27,18 +27,6 @@ pub struct ConnectorArgs {
     pub ip: Option<IpAddr>,
 }
 
-/// The connector object; field order follows the contract document.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-struct Connector {
-    initiator: String,
-    multipath: bool,
-    enforce_multipath: bool,
-    host: String,
-    ip: String,
-    platform: &'static str,
-    os_type: &'static str,
-}
-
 pub fn run(ctx: &Context, args: &ConnectorArgs) -> Result<()> {
     let host = nix::unistd::gethostname()
         .ok()
@@ -52,16 +40,11 @@ pub fn run(ctx: &Context, args: &ConnectorArgs) -> Result<()> {
     Ok(())
 }
 
-fn build(ctx: &Context, args: &ConnectorArgs, host: String, ip: IpAddr) -> Connector {
-    Connector {
-        initiator: ctx.initiator_name.clone(),
-        multipath: !args.no_multipath,
-        enforce_multipath: args.enforce_multipath,
-        host,
-        ip: ip.to_string(),
-        platform: std::env::consts::ARCH,
-        os_type: std::env::consts::OS,
-    }
+fn build(ctx: &Context, args: &ConnectorArgs, host: String, ip: IpAddr) -> ConnectorProperties {
+    let mut connector = ConnectorProperties::new(ctx.initiator_name.clone(), host, ip);
+    connector.multipath = !args.no_multipath;
+    connector.enforce_multipath = args.enforce_multipath;
+    connector
 }
 
 /// The source address of the default route, else 127.0.0.1.
