@@ -2,7 +2,7 @@
 //! the key (and list index) at fault. No variant holds a password: a secret's
 //! problems are described by its type or absence, never by its value.
 
-use iscsi_session::portal::PortalParseError;
+use iscsi_session::PortalParseError;
 
 use super::MAX_LUN;
 
