@@ -37,6 +37,7 @@ mod temp;
 mod tgt;
 mod tools;
 pub mod tshark;
+pub mod volume;
 
 pub use builder::{DEFAULT_LUN_SIZE, DEFAULT_STARTUP_TIMEOUT, FixtureBuilder, TargetSpec};
 pub use chap::{Chap, ChapConfig};
