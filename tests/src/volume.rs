@@ -86,3 +86,129 @@ pub async fn wait_status(
 pub fn states(status: &VolumeStatus) -> Vec<PathState> {
     status.paths.iter().map(|p| p.state).collect()
 }
+
+/// What one pass of [`copy_pass`] did.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Longest time without a completion (the failover stall).
+    pub longest_gap: Duration,
+    /// Wall time of the pass.
+    pub elapsed: Duration,
+}
+
+/// Which way a pass goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Writes the pattern of `seed` over the range.
+    Write { seed: u64 },
+    /// Reads the range and compares it with the pattern of `seed`.
+    Verify { seed: u64 },
+}
+
+/// Writes or verifies `total` bytes from byte 0 through the volume, `io`
+/// bytes per command, `depth` commands in flight; `progress` counts the
+/// bytes done so a test can inject a fault at a given point. Fails on the
+/// first error or mismatch, naming the offset.
+pub async fn copy_pass(
+    volume: &MultipathVolume,
+    pass: Pass,
+    total: u64,
+    io: u64,
+    depth: usize,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<PassReport, String> {
+    use iscsi_session::BlockDevice;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let bs = u64::from(volume.geometry().block_size);
+    let next = Arc::new(AtomicU64::new(0));
+    let last = Arc::new(std::sync::Mutex::new((
+        tokio::time::Instant::now(),
+        Duration::ZERO,
+    )));
+    let started = tokio::time::Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..depth {
+        let (volume, next, progress, last) =
+            (volume.clone(), next.clone(), progress.clone(), last.clone());
+        workers.spawn(async move {
+            loop {
+                let offset = next.fetch_add(io, Ordering::Relaxed);
+                if offset >= total {
+                    return Ok::<(), String>(());
+                }
+                let len = io.min(total - offset);
+                let lba = offset / bs;
+                match pass {
+                    Pass::Write { seed } => {
+                        let data = crate::pattern::bytes(seed, offset, len as usize);
+                        volume
+                            .write(lba, bytes::Bytes::from(data), false)
+                            .await
+                            .map_err(|e| format!("write at byte {offset}: {e}"))?;
+                    }
+                    Pass::Verify { seed } => {
+                        let got = volume
+                            .read(lba, (len / bs) as u32)
+                            .await
+                            .map_err(|e| format!("read at byte {offset}: {e}"))?
+                            .to_bytes();
+                        if got[..] != crate::pattern::bytes(seed, offset, len as usize)[..] {
+                            return Err(format!(
+                                "data at byte {offset} differs from what was written"
+                            ));
+                        }
+                    }
+                }
+                let now = tokio::time::Instant::now();
+                {
+                    let mut l = last.lock().unwrap();
+                    l.1 = l.1.max(now - l.0);
+                    l.0 = now;
+                }
+                progress.fetch_add(len, Ordering::Relaxed);
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.map_err(|e| format!("worker: {e}"))??;
+    }
+    let longest_gap = last.lock().unwrap().1;
+    Ok(PassReport {
+        bytes: total,
+        longest_gap,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Resolves once `progress` reaches `at` bytes.
+pub async fn reached(progress: &std::sync::atomic::AtomicU64, at: u64) {
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < at {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Checks that the backing file holds the pattern of `seed` over `0..total`.
+pub fn backing_holds(lun: &crate::ExportedLun, seed: u64, total: u64) -> Result<(), String> {
+    const CHUNK: u64 = 4 << 20;
+    let mut offset = 0;
+    while offset < total {
+        let len = CHUNK.min(total - offset) as usize;
+        let have = lun.read_backing(offset, len).map_err(|e| e.to_string())?;
+        if have != crate::pattern::bytes(seed, offset, len) {
+            let at = have
+                .iter()
+                .zip(crate::pattern::bytes(seed, offset, len))
+                .position(|(a, b)| *a != b)
+                .unwrap_or(0);
+            return Err(format!(
+                "backing file differs at byte {}",
+                offset + at as u64
+            ));
+        }
+        offset += len as u64;
+    }
+    Ok(())
+}

@@ -62,6 +62,23 @@ async fn flowing(settings: &mut watch::Receiver<Settings>) -> io::Result<()> {
         .map_err(|_| io::Error::other("proxy stopped"))
 }
 
+/// As [`flowing`]; after a black hole, fails if `from` was reset meanwhile.
+/// A cut link drops what a sender that gave up had in flight: forwarding it
+/// when the link returns would deliver it long after its sender aborted the
+/// connection (and, for an initiator, after it re-issued those commands on
+/// another path), which no real network does.
+async fn flowing_from(
+    settings: &mut watch::Receiver<Settings>,
+    from: &ReadHalf<'_>,
+) -> io::Result<()> {
+    let held = settings.borrow().mode == ProxyMode::BlackHole;
+    flowing(settings).await?;
+    if held && let Ok(Some(e)) = from.as_ref().take_error() {
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// Proxies `client` to the target until both sides close, one fails, or a reset
 /// is requested.
 pub(crate) async fn serve(client: TcpStream, control: ProxyControl) {
@@ -159,7 +176,7 @@ async fn pump(
 ) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
     loop {
-        flowing(&mut settings).await?;
+        flowing_from(&mut settings, &from).await?;
         let n = from.read(&mut buf).await?;
         if n == 0 {
             return to.shutdown().await;
@@ -169,7 +186,7 @@ async fn pump(
             sleep(delay).await;
         }
         // A black hole that started meanwhile also holds data already read.
-        flowing(&mut settings).await?;
+        flowing_from(&mut settings, &from).await?;
         to.write_all(&buf[..n]).await?;
         forwarded.fetch_add(n as u64, Ordering::Relaxed);
     }

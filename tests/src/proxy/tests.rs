@@ -157,6 +157,54 @@ fn black_hole_holds_traffic_until_resume() {
     assert_eq!(echo.connections(), 2);
 }
 
+/// What a client sent into a black hole and then gave up on (reset) never
+/// reaches the target when the black hole ends: a cut link drops it.
+#[test]
+fn black_hole_drops_what_a_reset_client_sent() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = received.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let sink = sink.clone();
+            thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    let proxy = FaultProxy::start(target).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let mut client = tokio::net::TcpStream::connect(proxy.listen_addr())
+            .await
+            .unwrap();
+        client.write_all(b"before").await.unwrap();
+        assert!(proxy.wait_for(PATIENCE, |s| s.bytes_to_target >= 6));
+        proxy.black_hole();
+        client.write_all(b"stale").await.unwrap();
+        tokio::time::sleep(QUIET).await;
+        // Reset, as an initiator that gave up on the connection does.
+        client.set_zero_linger().unwrap();
+        drop(client);
+    });
+    thread::sleep(QUIET);
+    proxy.resume();
+    thread::sleep(QUIET);
+    assert_eq!(&received.lock().unwrap()[..], b"before");
+}
+
 #[test]
 fn delay_adds_at_least_the_delay_each_way() {
     let echo = Echo::start();
