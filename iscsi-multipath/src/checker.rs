@@ -123,6 +123,14 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
     }
     let scsi = member.session.scsi(member.lun);
     if let Err(e) = scsi.test_unit_ready().await {
+        if e.is_lun_missing() {
+            let why = missing_lun(member).await;
+            warn!("{why}");
+            if member.set_health(Health::Refused, Some(why)) {
+                shared.replan();
+            }
+            return;
+        }
         debug!(error = %e, "TEST UNIT READY failed; the path waits");
         let health = match e.failure_class() {
             // The target answered: the path works, the LU is not ready here.
@@ -173,6 +181,25 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
         }
         shared.replan();
     }
+}
+
+/// "LUN 7 does not exist on TARGET at PORTAL; it has LUNs 1, 3", from
+/// REPORT LUNS when the target answers it.
+async fn missing_lun(member: &Member) -> String {
+    let scsi = member.session.scsi(iscsi_proto::pdu::Lun::default());
+    let has = match scsi.report_luns().await {
+        Ok(luns) if luns.is_empty() => "; it reports no LUN".to_owned(),
+        Ok(luns) => {
+            let list: Vec<String> = luns.iter().map(|l| l.to_string()).collect();
+            let word = if list.len() == 1 { "LUN" } else { "LUNs" };
+            format!("; it has {word} {}", list.join(", "))
+        }
+        Err(e) => format!(" (REPORT LUNS failed too: {e})"),
+    };
+    format!(
+        "LUN {} does not exist on {} at {}{has}",
+        member.spec.lun, member.spec.iqn, member.spec.portal
+    )
 }
 
 /// Compares a path's LU identity with the volume's, setting the volume's

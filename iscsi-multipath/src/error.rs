@@ -38,13 +38,14 @@ pub enum VolumeError {
         /// The last path's error.
         last: Box<iscsi_session::Error>,
     },
-    /// No path could be opened at attach.
-    #[error("{volume}: no path could be opened: {paths}")]
+    /// No path could be opened at attach. With one path, its reason alone
+    /// (it names the portal and target); with several, each one's.
+    #[error("{detail}")]
     OpenFailed {
         /// The volume.
         volume: String,
-        /// Each path and why it failed.
-        paths: String,
+        /// The one-line explanation.
+        detail: String,
     },
     /// The volume was closed.
     #[error("{volume}: closed")]

@@ -6,7 +6,9 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use iscsi_session::{ChapConfig, DiscoveredPath, Error, Portal, SessionConfig, Timeouts};
+use iscsi_session::{
+    ChapConfig, DiscoveredPath, Error, OperationalPreferences, Portal, SessionConfig, Timeouts,
+};
 use tracing::{info, warn};
 
 use crate::connection_info::ConnectionInfo;
@@ -28,6 +30,9 @@ pub struct SessionTemplate {
     pub timeouts: Option<Timeouts>,
     /// Commands in flight per path at most; `None` keeps iscsi-session's default.
     pub queue_depth: Option<u32>,
+    /// Operational values to offer (digests, burst sizes); `None` keeps
+    /// iscsi-session's defaults.
+    pub operational: Option<OperationalPreferences>,
     /// Bound on the whole discovery exchange.
     pub discovery_timeout: Duration,
 }
@@ -39,6 +44,7 @@ impl SessionTemplate {
             initiator_name: initiator_name.into(),
             timeouts: None,
             queue_depth: None,
+            operational: None,
             discovery_timeout: DEFAULT_DISCOVERY_TIMEOUT,
         }
     }
@@ -50,6 +56,9 @@ impl SessionTemplate {
         }
         if let Some(depth) = self.queue_depth {
             config.queue_depth = depth;
+        }
+        if let Some(operational) = &self.operational {
+            config.operational = operational.clone();
         }
     }
 
@@ -65,6 +74,8 @@ impl SessionTemplate {
 /// Where a path set's paths came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathOrigin {
+    /// One path named directly (a volume URL).
+    Single,
     /// The `target_portals` lists.
     Given {
         /// Paths in the set.
@@ -87,6 +98,7 @@ impl fmt::Display for PathOrigin {
     /// One line for the attach log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            PathOrigin::Single => f.write_str("one path, named by its URL"),
             PathOrigin::Given { paths, duplicates } => {
                 write!(f, "{} from target_portals", count(*paths))?;
                 match duplicates {
@@ -141,6 +153,15 @@ pub struct PathSet {
 }
 
 impl PathSet {
+    /// One path named directly (a volume URL): no discovery.
+    pub fn single(path: PathSpec, chap: Option<ChapConfig>) -> PathSet {
+        PathSet {
+            paths: vec![path],
+            chap,
+            origin: PathOrigin::Single,
+        }
+    }
+
     /// The main path: where I/O goes while it works, and where failback returns.
     pub fn main(&self) -> &PathSpec {
         &self.paths[0]

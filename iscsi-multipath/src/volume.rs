@@ -170,9 +170,14 @@ impl MultipathVolume {
                         && !matches!(status.state, iscsi_session::SessionState::LoggedIn))
             });
             if all_failed || Instant::now() >= deadline {
+                let reasons = shared.describe_paths();
+                let detail = match shared.members.len() {
+                    1 => reasons,
+                    _ => format!("{}: no path could be opened: {reasons}", shared.name),
+                };
                 return Err(VolumeError::OpenFailed {
                     volume: shared.name.clone(),
-                    paths: shared.describe_paths(),
+                    detail,
                 });
             }
             tokio::select! {
@@ -399,9 +404,10 @@ impl Shared {
                     .last_error
                     .clone()
                     .or_else(|| m.session.status().last_error.map(|e| e.to_string()));
+                // Session errors and refusals name their portal and target.
                 match why {
-                    Some(why) => format!("{} ({}): {why}", m.spec.portal, h.health.label()),
-                    None => format!("{} ({})", m.spec.portal, h.health.label()),
+                    Some(why) => why,
+                    None => format!("{} ({})", m.spec, h.health.label()),
                 }
             })
             .collect::<Vec<_>>()

@@ -1,8 +1,10 @@
 //! The command line: global options and the subcommands.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use iscsi_multipath::{Failback, NoPathRetry, Policy};
 
 use crate::cmd::{
     bench::BenchArgs, connector::ConnectorArgs, copy::CopyArgs, discover::DiscoverArgs,
@@ -15,8 +17,10 @@ use crate::cmd::{
     name = "riscsi",
     version,
     about = "riscsi: a userspace iSCSI initiator",
-    after_help = "Volumes are libiscsi URLs: \
-iscsi://[user[%secret]@]host[:port]/target-iqn/lun[?target_user=U&target_password=S&header_digest=crc32c]\n\
+    after_help = "A VOLUME is a libiscsi URL, \
+iscsi://[user[%secret]@]host[:port]/target-iqn/lun[?target_user=U&target_password=S&header_digest=crc32c], \
+or @FILE: the storage service's connection_info JSON (@- reads it from standard input), \
+whose every path riscsi logs in to.\n\
 Secrets may also come from RISCSI_CHAP_SECRET and RISCSI_TARGET_SECRET. \
 RUST_LOG sets the log filter; RISCSI_STATE_DIR where a generated initiator name is kept."
 )]
@@ -27,7 +31,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every subcommand takes.
+/// Options that mean something to every subcommand.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
@@ -38,27 +42,81 @@ pub struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    #[command(flatten)]
-    pub auth: AuthArgs,
 }
 
-/// CHAP credentials given outside the URL. Secrets are only ever read from
-/// files or the environment, never from the command line, where `ps` shows them.
+/// CHAP credentials given outside a URL. Secrets are only ever read from
+/// files or the environment, never from the command line, where `ps` shows
+/// them. A connection_info volume carries its own credentials.
 #[derive(Debug, Args, Default, Clone)]
-#[command(next_help_heading = "CHAP options")]
+#[command(next_help_heading = "CHAP options (URL volumes)")]
 pub struct AuthArgs {
     /// CHAP user name (when the URL names none).
-    #[arg(long, global = true, value_name = "USER")]
+    #[arg(long, value_name = "USER")]
     pub chap_user: Option<String>,
     /// File whose first line is the CHAP secret (else RISCSI_CHAP_SECRET).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub chap_secret_file: Option<PathBuf>,
     /// User name the target answers mutual CHAP with (when the URL has no target_user).
-    #[arg(long, global = true, value_name = "USER")]
+    #[arg(long, value_name = "USER")]
     pub target_user: Option<String>,
     /// File whose first line is the mutual CHAP (target) secret (else RISCSI_TARGET_SECRET).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub target_secret_file: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// Whether any CHAP option was given.
+    pub fn any(&self) -> bool {
+        self.chap_user.is_some()
+            || self.chap_secret_file.is_some()
+            || self.target_user.is_some()
+            || self.target_secret_file.is_some()
+    }
+}
+
+/// How the volume's paths are used, as dm-multipath names it.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Multipath options")]
+pub struct MultipathArgs {
+    /// Path selection: failover (all I/O on one path, the main one first),
+    /// round-robin, queue-length or service-time.
+    #[arg(long, default_value = "failover", value_name = "POLICY")]
+    pub policy: Policy,
+    /// When a recovered main path carries I/O again: immediate, manual,
+    /// followover, or after N seconds of health.
+    #[arg(long, default_value = "immediate", value_name = "MODE")]
+    pub failback: Failback,
+    /// While no path is usable: queue (wait forever), fail, or wait N seconds.
+    #[arg(long, default_value = "30", value_name = "SECONDS|queue|fail")]
+    pub no_path_retry: NoPathRetry,
+    /// Seconds each login attempt of a path (connect and login) may take.
+    #[arg(long, default_value_t = 15.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub path_timeout: f64,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('s').parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+impl MultipathArgs {
+    /// The path timeout as a duration.
+    pub fn path_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.path_timeout)
+    }
+}
+
+/// What every command that opens a volume takes besides the volume itself.
+#[derive(Debug, Args, Clone)]
+pub struct VolumeArgs {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub multipath: MultipathArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,9 +150,9 @@ mod tests {
     #[test]
     fn global_options_go_anywhere() {
         let cli = parse(&[
+            "-vv",
             "discover",
             "127.0.0.1:3260",
-            "-vv",
             "--initiator-name",
             "iqn.2026-11.test:me",
             "--chap-user",
@@ -106,8 +164,51 @@ mod tests {
             cli.global.initiator_name.as_deref(),
             Some("iqn.2026-11.test:me")
         );
-        assert_eq!(cli.global.auth.chap_user.as_deref(), Some("alice"));
-        assert!(matches!(cli.command, Command::Discover(_)));
+        let Command::Discover(d) = cli.command else {
+            panic!("not discover")
+        };
+        assert_eq!(d.auth.chap_user.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn options_appear_only_where_they_mean_something() {
+        // The connector sends no login: CHAP and multipath options are not its.
+        assert!(parse(&["connector", "--chap-user", "alice"]).is_err());
+        assert!(parse(&["connector", "--policy", "round-robin"]).is_err());
+        assert!(parse(&["discover", "h", "--policy", "round-robin"]).is_err());
+        let mut cli = Cli::command();
+        // Global options reach the subcommands when the command is built.
+        cli.build();
+        let help = cli
+            .find_subcommand_mut("connector")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.to_lowercase().contains("chap"), "{help}");
+        assert!(help.contains("--initiator-name"), "{help}");
+        let cli = parse(&[
+            "inquiry",
+            "@ci.json",
+            "--policy",
+            "round-robin",
+            "--failback",
+            "15",
+            "--no-path-retry",
+            "queue",
+            "--path-timeout",
+            "2.5",
+        ])
+        .unwrap();
+        let Command::Inquiry(i) = cli.command else {
+            panic!("not inquiry")
+        };
+        let m = &i.options.multipath;
+        assert_eq!(m.policy, Policy::RoundRobin);
+        assert_eq!(m.failback, Failback::After(Duration::from_secs(15)));
+        assert_eq!(m.no_path_retry, NoPathRetry::Queue);
+        assert_eq!(m.path_timeout(), Duration::from_millis(2500));
+        assert!(parse(&["inquiry", "@x", "--policy", "fastest"]).is_err());
+        assert!(parse(&["inquiry", "@x", "--path-timeout", "0"]).is_err());
     }
 
     #[test]

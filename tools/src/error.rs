@@ -16,6 +16,14 @@ pub enum CliError {
     Url(#[from] UrlError),
     #[error(transparent)]
     Session(#[from] iscsi_session::Error),
+    #[error(transparent)]
+    Volume(#[from] iscsi_multipath::VolumeError),
+    /// A connection_info document that cannot be used.
+    #[error("connection_info from {origin}: {error}")]
+    ConnectionInfo {
+        origin: String,
+        error: iscsi_multipath::ConnectionInfoError,
+    },
     /// A local file or stream failed.
     #[error("{what} {}: {source}", path.display())]
     File {

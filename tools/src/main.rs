@@ -37,10 +37,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// `RUST_LOG` wins when set; otherwise `-v` raises the level from warn.
+/// `RUST_LOG` wins when set; otherwise `-v` raises the level. Without it the
+/// libraries say only what is an error: a path failing over, a login that
+/// is refused, reach the user as the command's own one-line error or not
+/// at all when another path carries on (-v shows them).
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,iscsi_session=error,iscsi_multipath=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

@@ -1,72 +1,212 @@
-//! Opening a volume named by a URL: parse, complete the credentials, log in,
-//! probe the LUN.
+//! Opening the volume a VOLUME argument names: a libiscsi URL (one path) or
+//! `@FILE`, the storage service's connection_info (every path of it). Both
+//! go through the multipath volume, so a URL volume is a one-path volume
+//! through the same code.
 
-use iscsi_session::{BlockDevice, IscsiUrl, Secret, Session, SessionLun};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use iscsi_multipath::{
+    ConnectionInfo, MultipathVolume, PathSet, PathSpec, SessionTemplate, VolumeOptions,
+};
+use iscsi_session::{BlockDevice, IscsiUrl, OperationalPreferences, Secret};
 use tracing::info;
 
 use crate::auth;
-use crate::cli::AuthArgs;
+use crate::cli::{AuthArgs, MultipathArgs, VolumeArgs};
 use crate::error::{CliError, Result};
 
+/// connection_info files are small; refuse to read more than this.
+const MAX_CONNECTION_INFO: u64 = 1 << 20;
+
 /// True when an argument names a volume rather than a local file.
-pub fn is_volume_url(arg: &str) -> bool {
-    arg.starts_with("iscsi://")
+pub fn is_volume_arg(arg: &str) -> bool {
+    arg.starts_with("iscsi://") || arg.starts_with('@')
 }
 
-/// Parses a volume URL (it must name a target and a LUN) and completes its
-/// CHAP settings from `auth` and `env`.
-pub fn parse_volume_url(
+/// What a VOLUME argument names.
+#[derive(Debug)]
+pub enum VolumeSpec {
+    /// One path, by URL (credentials completed from the options).
+    Url(IscsiUrl),
+    /// A connection_info document, and where it came from.
+    Info {
+        /// The parsed document.
+        info: Box<ConnectionInfo>,
+        /// The file name, or "standard input".
+        source: String,
+    },
+}
+
+impl VolumeSpec {
+    /// Where the volume comes from, for messages (URL passwords masked).
+    pub fn describe(&self) -> String {
+        match self {
+            VolumeSpec::Url(url) => url.to_string(),
+            VolumeSpec::Info { source, .. } => format!("connection_info from {source}"),
+        }
+    }
+
+    /// Whether it reads standard input (`@-`).
+    pub fn uses_stdin(&self) -> bool {
+        matches!(self, VolumeSpec::Info { source, .. } if source == "standard input")
+    }
+}
+
+/// Parses a VOLUME argument. A URL must name a target and a LUN, and gets
+/// its CHAP settings completed from `auth` and `env`; `@FILE` (`@-` for
+/// standard input) is a connection_info document, which carries its own
+/// credentials.
+pub fn parse_volume(
     arg: &str,
     auth: &AuthArgs,
     env: impl Fn(&str) -> Option<Secret>,
-) -> Result<IscsiUrl> {
+) -> Result<VolumeSpec> {
+    if let Some(file) = arg.strip_prefix('@') {
+        if auth.any() {
+            return Err(CliError::usage(
+                "CHAP options apply to URL volumes; a connection_info volume carries its own credentials (auth_username, auth_password)",
+            ));
+        }
+        let (text, source) = read_connection_info(file)?;
+        let info = ConnectionInfo::parse(&text).map_err(|error| CliError::ConnectionInfo {
+            origin: source.clone(),
+            error,
+        })?;
+        return Ok(VolumeSpec::Info {
+            info: Box::new(info),
+            source,
+        });
+    }
     let mut url: IscsiUrl = arg.parse()?;
     if url.target.is_none() || url.lun.is_none() {
         return Err(CliError::usage(format!(
-            "{url} names no volume: expected iscsi://host[:port]/target-iqn/lun"
+            "{url} names no volume: expected iscsi://host[:port]/target-iqn/lun or @connection_info.json"
         )));
     }
     auth::apply(&mut url, auth, env)?;
-    Ok(url)
+    Ok(VolumeSpec::Url(url))
 }
 
-/// A logged-in session and the LUN the URL names.
+fn read_connection_info(file: &str) -> Result<(String, String)> {
+    let (source, reader): (String, Box<dyn Read>) = match file {
+        "" => {
+            return Err(CliError::usage(
+                "@ needs a file name (or @- for standard input)",
+            ));
+        }
+        "-" => ("standard input".into(), Box::new(io::stdin())),
+        path => (
+            path.to_owned(),
+            Box::new(
+                File::open(path).map_err(|e| CliError::file("cannot open", Path::new(path), e))?,
+            ),
+        ),
+    };
+    let mut text = String::new();
+    let read = reader
+        .take(MAX_CONNECTION_INFO + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::file("cannot read", Path::new(&source), e))?;
+    if read as u64 > MAX_CONNECTION_INFO {
+        return Err(CliError::usage(format!(
+            "{source} is larger than {MAX_CONNECTION_INFO} bytes: not a connection_info document"
+        )));
+    }
+    Ok((text, source))
+}
+
+/// The volume options the multipath flags ask for.
+pub fn volume_options(args: &MultipathArgs) -> VolumeOptions {
+    VolumeOptions {
+        policy: args.policy,
+        failback: args.failback,
+        no_path_retry: args.no_path_retry,
+        path_timeout: args.path_timeout(),
+        ..VolumeOptions::default()
+    }
+}
+
+/// An open volume.
 #[derive(Debug)]
 pub struct Volume {
-    pub url: IscsiUrl,
-    pub session: Session,
-    pub lun: SessionLun,
+    /// What the argument named, for messages.
+    pub name: String,
+    /// The volume, one path or many.
+    pub device: MultipathVolume,
+    /// connection_info said `access_mode: ro`.
+    pub read_only: bool,
 }
 
 impl Volume {
-    /// Logs in and opens the LUN. The URL's `Display` masks passwords, so it
-    /// may be logged.
-    pub async fn open(url: IscsiUrl, initiator_name: &str) -> Result<Volume> {
-        let config = url.session_config(initiator_name, None)?;
-        info!(%url, initiator = initiator_name, "logging in");
-        let session = Session::connect(config).await?;
-        let number = url.lun.unwrap_or_default();
-        let lun = match session.open_lun(number).await {
-            Ok(lun) => lun,
-            Err(e) => {
-                let _ = session.logout().await;
-                return Err(e.into());
+    /// Parses and opens a VOLUME argument.
+    pub async fn open_arg(arg: &str, args: &VolumeArgs, initiator_name: &str) -> Result<Volume> {
+        let spec = parse_volume(arg, &args.auth, auth::env_secret)?;
+        Volume::open(spec, &args.multipath, initiator_name).await
+    }
+
+    /// Logs in to every path and probes the LU.
+    pub async fn open(
+        spec: VolumeSpec,
+        multipath: &MultipathArgs,
+        initiator_name: &str,
+    ) -> Result<Volume> {
+        let name = spec.describe();
+        info!(volume = %name, initiator = initiator_name, "opening");
+        let mut template = SessionTemplate::new(initiator_name);
+        let options = volume_options(multipath);
+        let (device, read_only) = match spec {
+            VolumeSpec::Url(url) => {
+                let iqn = url.target.clone().unwrap_or_default();
+                let path = PathSpec::new(url.portal.clone(), iqn, url.lun.unwrap_or_default());
+                if let Some(d) = url.header_digest {
+                    template.operational = Some(OperationalPreferences {
+                        header_digest: d,
+                        ..OperationalPreferences::default()
+                    });
+                }
+                let set = PathSet::single(path, url.chap(None)?);
+                (
+                    MultipathVolume::open(&set, &template, options).await?,
+                    false,
+                )
+            }
+            VolumeSpec::Info { info, .. } => {
+                let device =
+                    MultipathVolume::open_connection_info(&info, &template, options).await?;
+                (device, info.read_only())
             }
         };
-        let g = lun.geometry();
+        let g = device.geometry();
         info!(
             blocks = g.blocks,
             block_size = g.block_size,
-            "LUN {number} opened"
+            paths = device.status().paths.len(),
+            "volume {} opened",
+            device.name()
         );
-        Ok(Volume { url, session, lun })
+        Ok(Volume {
+            name,
+            device,
+            read_only,
+        })
     }
 
-    /// Logs out; a failed logout does not undo what was done, so it is only logged.
-    pub async fn close(self) {
-        if let Err(e) = self.session.logout().await {
-            tracing::warn!(error = %e, "logout failed");
+    /// Fails for a read-only volume.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(CliError::usage(format!(
+                "{} is read-only (access_mode ro): not writing to it",
+                self.name
+            )));
         }
+        Ok(())
+    }
+
+    /// Logs out of every path.
+    pub async fn close(self) {
+        self.device.close().await;
     }
 }
 
@@ -81,23 +221,55 @@ mod tests {
     #[test]
     fn volume_urls_need_target_and_lun() {
         let a = AuthArgs::default();
-        assert!(parse_volume_url("iscsi://127.0.0.1:3260/iqn.a:b/1", &a, no_env).is_ok());
-        let e = parse_volume_url("iscsi://127.0.0.1:3260", &a, no_env).unwrap_err();
+        assert!(parse_volume("iscsi://127.0.0.1:3260/iqn.a:b/1", &a, no_env).is_ok());
+        let e = parse_volume("iscsi://127.0.0.1:3260", &a, no_env).unwrap_err();
         assert!(e.to_string().contains("names no volume"), "{e}");
-        assert!(parse_volume_url("/dev/sda", &a, no_env).is_err());
+        assert!(parse_volume("/dev/sda", &a, no_env).is_err());
     }
 
     #[test]
-    fn url_detection() {
-        assert!(is_volume_url("iscsi://h/iqn.a:b/0"));
-        assert!(!is_volume_url("-"));
-        assert!(!is_volume_url("./iscsi://x"));
+    fn volume_detection() {
+        assert!(is_volume_arg("iscsi://h/iqn.a:b/0"));
+        assert!(is_volume_arg("@ci.json"));
+        assert!(is_volume_arg("@-"));
+        assert!(!is_volume_arg("-"));
+        assert!(!is_volume_arg("./iscsi://x"));
     }
 
     #[test]
     fn masked_url_in_errors() {
         let a = AuthArgs::default();
-        let e = parse_volume_url("iscsi://u%pa55-w0rd-x@h:1", &a, no_env).unwrap_err();
+        let e = parse_volume("iscsi://u%pa55-w0rd-x@h:1", &a, no_env).unwrap_err();
         assert!(!e.to_string().contains("pa55-w0rd-x"), "{e}");
+    }
+
+    #[test]
+    fn connection_info_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ci.json");
+        std::fs::write(
+            &path,
+            r#"{"driver_volume_type": "iscsi", "data": {"target_portals": ["[::1]:3260", "127.0.0.2:3260"],
+                "target_iqns": ["iqn.a:b", "iqn.a:b"], "target_luns": [1, 1],
+                "target_portal": "[::1]:3260", "target_iqn": "iqn.a:b", "target_lun": 1,
+                "auth_method": "CHAP", "auth_username": "u", "auth_password": "ci-s3cret-pw"}}"#,
+        )
+        .unwrap();
+        let arg = format!("@{}", path.display());
+        let spec = parse_volume(&arg, &AuthArgs::default(), no_env).unwrap();
+        assert!(spec.describe().contains("ci.json"));
+        assert!(!format!("{spec:?}").contains("ci-s3cret-pw"));
+        let with_chap = AuthArgs {
+            chap_user: Some("x".into()),
+            ..AuthArgs::default()
+        };
+        let e = parse_volume(&arg, &with_chap, no_env).unwrap_err();
+        assert!(e.to_string().contains("carries its own credentials"), "{e}");
+        std::fs::write(&path, r#"{"driver_volume_type": "rbd", "data": {}}"#).unwrap();
+        let e = parse_volume(&arg, &AuthArgs::default(), no_env).unwrap_err();
+        let line = e.to_string();
+        assert!(line.contains("ci.json") && line.contains("rbd"), "{line}");
+        let e = parse_volume("@/nonexistent/ci.json", &AuthArgs::default(), no_env).unwrap_err();
+        assert!(e.to_string().contains("cannot open"), "{e}");
     }
 }

@@ -180,7 +180,7 @@ pub enum Error {
     Closed { ctx: PathContext },
     /// Logins stopped after a failure retrying cannot fix (wrong CHAP
     /// secret, no such target, not authorized); `reconnect_now` tries again.
-    #[error("{ctx}: not retrying the login: {cause}")]
+    #[error("{cause}; logins stopped")]
     LoginGaveUp { ctx: PathContext, cause: Box<Error> },
 }
 
@@ -267,17 +267,29 @@ impl Error {
         iscsi_proto::scsi::classify(&scsi)
     }
 
+    /// The sense data of a command that ended with CHECK CONDITION.
+    pub fn sense(&self) -> Option<iscsi_proto::scsi::Sense> {
+        match self {
+            Error::Scsi {
+                sense: Some(sense), ..
+            } => iscsi_proto::scsi::Sense::parse(sense).ok(),
+            Error::RetriesExhausted { last, .. } => last.sense(),
+            _ => None,
+        }
+    }
+
     /// A CHECK CONDITION with sense key ILLEGAL REQUEST: the target does
     /// not support what the command asked for.
     pub fn is_illegal_request(&self) -> bool {
-        let Error::Scsi {
-            sense: Some(sense), ..
-        } = self
-        else {
-            return false;
-        };
-        iscsi_proto::scsi::Sense::parse(sense)
-            .is_ok_and(|s| s.key == iscsi_proto::scsi::SenseKey::IllegalRequest)
+        self.sense()
+            .is_some_and(|s| s.key == iscsi_proto::scsi::SenseKey::IllegalRequest)
+    }
+
+    /// ILLEGAL REQUEST, LOGICAL UNIT NOT SUPPORTED (25h/00h): no such LUN.
+    pub fn is_lun_missing(&self) -> bool {
+        self.sense().is_some_and(|s| {
+            s.key == iscsi_proto::scsi::SenseKey::IllegalRequest && s.asc == 0x25 && s.ascq == 0
+        })
     }
 
     /// True when retrying the login later cannot help (bad credentials, no

@@ -79,7 +79,6 @@ mod tests {
     fn ctx() -> Context {
         Context {
             initiator_name: "iqn.2026-11.io.riscsi:test-abcdef".into(),
-            auth: Default::default(),
         }
     }
 

@@ -13,17 +13,17 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use clap::Args;
-use iscsi_session::{BlockDevice, ReadData, SessionLun};
+use iscsi_session::{BlockDevice, ReadData};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::info;
 
 use super::Context;
-use crate::auth;
+use crate::cli::VolumeArgs;
 use crate::error::{CliError, Result};
 use crate::io_util::{read_full, stdin_file, stdout_file, write_all_vectored};
 use crate::progress::Progress;
 use crate::size::parse_size;
-use crate::volume::{Volume, is_volume_url, parse_volume_url};
+use crate::volume::{Volume, is_volume_arg, parse_volume};
 
 /// Largest I/O accepted: bounds the memory one request holds.
 const MAX_IO_SIZE: u64 = 64 << 20;
@@ -32,9 +32,11 @@ const MAX_BYTES_IN_FLIGHT: u64 = 1 << 30;
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// Source: a volume URL, a file, or - for standard input.
+    /// Source: a volume (iscsi:// URL or @connection_info.json), a file,
+    /// or - for standard input.
     pub src: String,
-    /// Destination: a volume URL, a file, or - for standard output.
+    /// Destination: a volume (iscsi:// URL or @connection_info.json), a
+    /// file, or - for standard output.
     pub dst: String,
     /// Bytes to copy (a multiple of the block size); default: the whole volume
     /// (volume to file) or the whole input (file to volume).
@@ -49,6 +51,8 @@ pub struct CopyArgs {
     /// Commands in flight.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub depth: u32,
+    #[command(flatten)]
+    pub options: VolumeArgs,
 }
 
 /// Which way the bytes go.
@@ -61,12 +65,12 @@ enum Plan<'a> {
 }
 
 fn plan<'a>(src: &'a str, dst: &'a str) -> Result<Plan<'a>> {
-    match (is_volume_url(src), is_volume_url(dst)) {
+    match (is_volume_arg(src), is_volume_arg(dst)) {
         (true, true) => Err(CliError::usage(
             "copying from one volume to another is not supported yet; go through a file or a pipe",
         )),
         (false, false) => Err(CliError::usage(
-            "one side of copy must be an iscsi:// volume URL",
+            "one side of copy must be a volume: an iscsi:// URL or @connection_info.json",
         )),
         (true, false) => Ok(Plan::ToLocal {
             volume: src,
@@ -84,17 +88,25 @@ pub async fn run(ctx: &Context, args: CopyArgs) -> Result<()> {
     let volume_arg = match plan {
         Plan::ToLocal { volume, .. } | Plan::ToVolume { volume, .. } => volume,
     };
-    let url = parse_volume_url(volume_arg, &ctx.auth, auth::env_secret)?;
+    let spec = parse_volume(volume_arg, &args.options.auth, crate::auth::env_secret)?;
+    if spec.uses_stdin() && matches!(plan, Plan::ToVolume { local: "-", .. }) {
+        return Err(CliError::usage(
+            "standard input cannot hold both the connection_info (@-) and the data (-)",
+        ));
+    }
     // Local checks that need no volume come first: fail before logging in.
     let local = match plan {
         Plan::ToLocal { local, .. } => Local::output(local)?,
         Plan::ToVolume { local, .. } => Local::input(local)?,
     };
-    let volume = Volume::open(url, &ctx.initiator_name).await?;
+    let volume = Volume::open(spec, &args.options.multipath, &ctx.initiator_name).await?;
     let started = Instant::now();
     let result = match local {
-        Local::Output { file, name } => to_local(&volume, &args, file, &name).await,
-        Local::Input { file, name, size } => to_volume(&volume, &args, file, &name, size).await,
+        Local::Output { file, name } => to_local(&volume.device, &args, file, &name).await,
+        Local::Input { file, name, size } => match volume.check_writable() {
+            Ok(()) => to_volume(&volume.device, &args, file, &name, size).await,
+            Err(e) => Err(e),
+        },
     };
     volume.close().await;
     let copied = result?;
@@ -267,9 +279,9 @@ fn write_extent(
 }
 
 /// Aborts the reads still in flight when the copy stops early.
-struct InFlight(VecDeque<JoinHandle<Result<ReadData, iscsi_session::Error>>>);
+struct InFlight<E>(VecDeque<JoinHandle<Result<ReadData, E>>>);
 
-impl Drop for InFlight {
+impl<E> Drop for InFlight<E> {
     fn drop(&mut self) {
         for handle in &self.0 {
             handle.abort();
@@ -277,14 +289,18 @@ impl Drop for InFlight {
     }
 }
 
-async fn to_local(volume: &Volume, args: &CopyArgs, mut out: File, name: &str) -> Result<u64> {
-    let geometry = volume.lun.geometry();
+async fn to_local<B>(device: &B, args: &CopyArgs, mut out: File, name: &str) -> Result<u64>
+where
+    B: BlockDevice + Clone + 'static,
+    CliError: From<B::Error>,
+{
+    let geometry = device.geometry();
     let bs = geometry.block_size;
     let first_lba = check_alignment(args.offset, args.length, bs)?;
     let total = read_extent(args.offset, args.length, geometry.size_bytes())?;
     let io_blocks = io_blocks(args.io_size, args.depth, bs, geometry.max_transfer_blocks)?;
     let blocks_total = total / u64::from(bs);
-    let lun = Arc::new(volume.lun.clone());
+    let lun = Arc::new(device.clone());
     let progress = Progress::new(Some(total));
     let mut in_flight = InFlight(VecDeque::with_capacity(args.depth as usize));
     let mut next_block = 0u64;
@@ -320,14 +336,18 @@ async fn to_local(volume: &Volume, args: &CopyArgs, mut out: File, name: &str) -
     Ok(written)
 }
 
-async fn to_volume(
-    volume: &Volume,
+async fn to_volume<B>(
+    device: &B,
     args: &CopyArgs,
     mut input: File,
     name: &str,
     input_size: Option<u64>,
-) -> Result<u64> {
-    let geometry = volume.lun.geometry();
+) -> Result<u64>
+where
+    B: BlockDevice + Clone + 'static,
+    CliError: From<B::Error>,
+{
+    let geometry = device.geometry();
     let bs = geometry.block_size;
     let first_lba = check_alignment(args.offset, args.length, bs)?;
     let (limit, overflow_is_error) = write_extent(
@@ -343,9 +363,9 @@ async fn to_volume(
         bs,
         geometry.max_transfer_blocks,
     )?) * u64::from(bs);
-    let lun = Arc::new(volume.lun.clone());
+    let lun = Arc::new(device.clone());
     let progress = Progress::new(Some(limit));
-    let mut writes: JoinSet<Result<u64, iscsi_session::Error>> = JoinSet::new();
+    let mut writes: JoinSet<Result<u64, B::Error>> = JoinSet::new();
     let mut taken = 0u64;
     while taken < limit {
         let want = io_bytes.min(limit - taken) as usize;
@@ -372,7 +392,7 @@ async fn to_volume(
             // A partial block only comes at the end of the input; no other
             // write touches that block, so merging it now is safe.
             let tail_lba = lba + (whole / bs as usize) as u64;
-            merge_partial_block(&lun, tail_lba, chunk.slice(whole..)).await?;
+            merge_partial_block(&*lun, tail_lba, chunk.slice(whole..)).await?;
             progress.advance((n - whole) as u64);
         }
         taken += n as u64;
@@ -407,7 +427,10 @@ async fn to_volume(
     Ok(taken)
 }
 
-async fn join_one(writes: &mut JoinSet<Result<u64, iscsi_session::Error>>) -> Result<u64> {
+async fn join_one<E: 'static>(writes: &mut JoinSet<Result<u64, E>>) -> Result<u64>
+where
+    CliError: From<E>,
+{
     match writes.join_next().await {
         Some(done) => Ok(done??),
         None => Ok(0),
@@ -424,7 +447,11 @@ fn has_more(input: &mut File, name: &str) -> Result<bool> {
 
 /// Writes `tail` (shorter than a block) at the start of block `lba`, keeping
 /// the rest of that block as it is on the volume.
-async fn merge_partial_block(lun: &SessionLun, lba: u64, tail: Bytes) -> Result<()> {
+async fn merge_partial_block<B>(lun: &B, lba: u64, tail: Bytes) -> Result<()>
+where
+    B: BlockDevice,
+    CliError: From<B::Error>,
+{
     let existing = lun.read(lba, 1).await?;
     let merged = overlay(&existing, &tail);
     lun.write(lba, merged, false).await?;

@@ -17,6 +17,9 @@ pub struct DiscoverArgs {
     /// Print a JSON array of {portal, target, tpgt}.
     #[arg(long)]
     pub json: bool,
+    /// Discovery CHAP.
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// One path, as `--json` prints it.
@@ -31,7 +34,7 @@ pub async fn run(ctx: &Context, args: DiscoverArgs) -> Result<()> {
     let config = discovery_config(
         &args.portal,
         &ctx.initiator_name,
-        &ctx.auth,
+        &args.auth,
         auth::env_secret,
     )?;
     let paths = discover(config).await?;

@@ -2,29 +2,33 @@
 //! and what the session negotiated.
 
 use clap::Args;
+use iscsi_multipath::{MultipathVolume, PathRole, PathState, PathStatus};
 use iscsi_proto::scsi::vpd::{
     Association, BlockLimits, CodeSet, DesignationDescriptor, Designator, DeviceIdentification,
     LogicalBlockProvisioning, ProvisioningType, UnitSerialNumber,
 };
 use iscsi_proto::scsi::{LuIdentity, hex_string};
-use iscsi_session::{BlockDevice, OperationalParams, ScsiExecutor, SessionLun};
+use iscsi_session::{BlockDevice, OperationalParams, ScsiExecutor};
 use serde::Serialize;
 use tracing::debug;
 
 use super::Context;
-use crate::auth;
+use crate::cli::VolumeArgs;
 use crate::error::{CliError, Result};
 use crate::printable::printable;
 use crate::size::describe_bytes;
-use crate::volume::{Volume, parse_volume_url};
+use crate::volume::Volume;
 
 #[derive(Debug, Args)]
 pub struct InquiryArgs {
-    /// Volume URL: iscsi://[user[%secret]@]host[:port]/target-iqn/lun
+    /// The volume: iscsi://[user[%secret]@]host[:port]/target-iqn/lun, or
+    /// @FILE with the connection_info JSON (@- for standard input).
     pub volume: String,
     /// Print one JSON object instead of aligned `key: value` lines.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub options: VolumeArgs,
 }
 
 /// Everything `inquiry` reports. Field names are the JSON keys: keep them stable.
@@ -44,6 +48,14 @@ struct Report {
     physical_block_size: u64,
     provisioning: ProvisioningReport,
     block_limits: Option<LimitsReport>,
+    /// Every path, main first, with its role and state.
+    paths: Vec<PathStatus>,
+    /// How the paths were found.
+    path_origin: String,
+    policy: String,
+    failback: String,
+    no_path_retry: String,
+    /// The session of the path carrying I/O.
     session: SessionReport,
 }
 
@@ -108,8 +120,7 @@ struct SessionReport {
 }
 
 pub async fn run(ctx: &Context, args: InquiryArgs) -> Result<()> {
-    let url = parse_volume_url(&args.volume, &ctx.auth, auth::env_secret)?;
-    let volume = Volume::open(url, &ctx.initiator_name).await?;
+    let volume = Volume::open_arg(&args.volume, &args.options, &ctx.initiator_name).await?;
     let report = gather(&volume).await;
     volume.close().await;
     let report = report?;
@@ -124,7 +135,7 @@ pub async fn run(ctx: &Context, args: InquiryArgs) -> Result<()> {
 }
 
 /// An optional VPD page: a target without it just reports less.
-async fn optional_vpd(lun: &SessionLun, page: u8) -> Option<bytes::Bytes> {
+async fn optional_vpd(lun: &MultipathVolume, page: u8) -> Option<bytes::Bytes> {
     match lun.vpd(page).await {
         Ok(data) => Some(data),
         Err(e) => {
@@ -135,8 +146,7 @@ async fn optional_vpd(lun: &SessionLun, page: u8) -> Option<bytes::Bytes> {
 }
 
 async fn gather(volume: &Volume) -> Result<Report> {
-    let session = &volume.session;
-    let lun = &volume.lun;
+    let lun = &volume.device;
     let geometry = lun.geometry();
     let inquiry = lun.inquiry().await?;
     let pages = lun.supported_vpd_pages().await.ok();
@@ -174,10 +184,18 @@ async fn gather(volume: &Volume) -> Result<Report> {
         .and_then(LuIdentity::from_device_identification)
         .or_else(|| serial.as_ref().and_then(LuIdentity::from_unit_serial))
         .map(|id| id.to_string());
+    let paths = volume.device.status();
+    // The session of the path carrying I/O (the main path's when none does).
+    let active = paths
+        .paths
+        .iter()
+        .position(|p| p.state == PathState::Active)
+        .unwrap_or(0);
+    let session = &volume.device.sessions()[active];
     let status = session.status();
     let params = status.params.as_ref();
     Ok(Report {
-        volume: volume.url.to_string(),
+        volume: volume.name.clone(),
         vendor: inquiry.vendor.clone(),
         product: inquiry.product.clone(),
         revision: inquiry.revision.clone(),
@@ -212,6 +230,11 @@ async fn gather(volume: &Volume) -> Result<Report> {
             max_unmap_descriptors: l.max_unmap_descriptor_count,
             max_write_same_blocks: l.max_write_same_len,
         }),
+        path_origin: paths.origin.clone(),
+        policy: paths.policy.clone(),
+        failback: paths.failback.clone(),
+        no_path_retry: paths.no_path_retry.clone(),
+        paths: paths.paths.clone(),
         session: session_report(
             &status.portal.to_string(),
             &session.context().target,
@@ -375,6 +398,33 @@ fn human_rows(r: &Report) -> Vec<(String, String)> {
         }
         None => row("block limits", "not reported".to_owned()),
     }
+    row(
+        "multipath",
+        format!(
+            "policy {}, failback {}, no_path_retry {}; {}",
+            r.policy, r.failback, r.no_path_retry, r.path_origin
+        ),
+    );
+    for p in &r.paths {
+        let role = match p.role {
+            PathRole::Main => "main",
+            PathRole::Secondary => "secondary",
+        };
+        let state = format!("{:?}", p.state).to_lowercase();
+        let why = match (&p.last_error, p.state) {
+            (Some(e), PathState::Failed | PathState::Reconnecting | PathState::Refused) => {
+                format!(": {e}")
+            }
+            _ => String::new(),
+        };
+        row(
+            "path",
+            format!(
+                "{} {} LUN {} ({role}, {state}){why}",
+                p.portal, p.iqn, p.lun
+            ),
+        );
+    }
     let s = &r.session;
     row("portal", s.portal.clone());
     row("target", s.target.clone());
@@ -491,6 +541,24 @@ mod tests {
                 provisioning_type: Some("thin"),
             },
             block_limits: None,
+            paths: vec![PathStatus {
+                portal: "[::1]:3260".into(),
+                iqn: "iqn.a:b".into(),
+                lun: 1,
+                role: PathRole::Main,
+                state: PathState::Active,
+                state_ms: 5,
+                in_flight: 0,
+                completed: 3,
+                bytes: 0,
+                errors: 0,
+                failed_over: 0,
+                last_error: None,
+            }],
+            path_origin: "one path, named by its URL".into(),
+            policy: "failover".into(),
+            failback: "immediate".into(),
+            no_path_retry: "30s".into(),
             session: session_report("127.0.0.1:3260", "iqn.a:b", 7, None),
         }
     }
@@ -538,5 +606,9 @@ mod tests {
         assert_eq!(get("capacity").unwrap(), "1073741824 bytes (1.00 GiB)");
         assert_eq!(get("header digest").unwrap(), "unknown");
         assert_eq!(get("block limits").unwrap(), "not reported");
+        assert_eq!(
+            get("path").unwrap(),
+            "[::1]:3260 iqn.a:b LUN 1 (main, active)"
+        );
     }
 }

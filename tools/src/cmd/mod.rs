@@ -8,7 +8,7 @@ pub mod inquiry;
 
 use std::future::Future;
 
-use crate::cli::{AuthArgs, Cli, Command};
+use crate::cli::{Cli, Command};
 use crate::error::{CliError, Result};
 use crate::initiator;
 
@@ -16,14 +16,12 @@ use crate::initiator;
 #[derive(Debug)]
 pub struct Context {
     pub initiator_name: String,
-    pub auth: AuthArgs,
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let ctx = Context {
         initiator_name: initiator::resolve(cli.global.initiator_name.as_deref())?,
-        auth: cli.global.auth,
     };
     match cli.command {
         Command::Connector(args) => connector::run(&ctx, &args),

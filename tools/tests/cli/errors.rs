@@ -43,7 +43,7 @@ fn unknown_target_and_unknown_lun() {
     every_command_fails(&volume_url(portal, nobody, 1), &[nobody, "not found"]);
     every_command_fails(
         &volume_url(portal, tgt.iqn(), 9),
-        &["LUN 9", "not supported"],
+        &["LUN 9 does not exist on", tgt.iqn(), "it has LUNs 0, 1"],
     );
 }
 

@@ -15,17 +15,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use iscsi_session::{BlockDevice, SessionLun};
+use iscsi_session::{BlockDevice, Session};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use tokio::task::JoinSet;
 
 use super::Context;
-use crate::auth;
+use crate::cli::VolumeArgs;
 use crate::cpu_time::process_cpu_time;
 use crate::error::{CliError, Result};
 use crate::size::parse_size;
-use crate::volume::{Volume, parse_volume_url};
+use crate::volume::{Volume, VolumeSpec, parse_volume};
 use report::{BenchReport, Totals};
 
 /// Largest I/O a benchmark issues.
@@ -62,7 +62,8 @@ impl Pattern {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Volume URL: iscsi://[user[%secret]@]host[:port]/target-iqn/lun
+    /// The volume: iscsi://[user[%secret]@]host[:port]/target-iqn/lun, or
+    /// @FILE with the connection_info JSON (@- for standard input).
     pub volume: String,
     /// Access pattern.
     #[arg(long, value_enum, default_value = "seq-read")]
@@ -85,6 +86,12 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Bench through one plain session instead of the multipath volume
+    /// (URL volumes only), to measure what the multipath layer costs.
+    #[arg(long)]
+    pub single_session: bool,
+    #[command(flatten)]
+    pub options: VolumeArgs,
 }
 
 /// Where the workers may go, in I/O-sized slots.
@@ -150,11 +157,34 @@ pub async fn run(ctx: &Context, args: BenchArgs) -> Result<()> {
             args.pattern.name()
         )));
     }
-    let url = parse_volume_url(&args.volume, &ctx.auth, auth::env_secret)?;
-    let volume = Volume::open(url, &ctx.initiator_name).await?;
-    let result = bench(&volume, &args).await;
-    volume.close().await;
-    let report = result?;
+    let spec = parse_volume(&args.volume, &args.options.auth, crate::auth::env_secret)?;
+    let report = if args.single_session {
+        let VolumeSpec::Url(url) = spec else {
+            return Err(CliError::usage(
+                "--single-session takes a URL volume: one session goes through one path",
+            ));
+        };
+        let session = Session::connect(url.session_config(&ctx.initiator_name, None)?).await?;
+        let lun = session.open_lun(url.lun.unwrap_or_default()).await;
+        let result = match lun {
+            Ok(lun) => bench(&lun, &args).await,
+            Err(e) => Err(e.into()),
+        };
+        let _ = session.logout().await;
+        result?
+    } else {
+        let volume = Volume::open(spec, &args.options.multipath, &ctx.initiator_name).await?;
+        let result = match args.pattern.writes() {
+            true => volume.check_writable(),
+            false => Ok(()),
+        };
+        let result = match result {
+            Ok(()) => bench(&volume.device, &args).await,
+            Err(e) => Err(e),
+        };
+        volume.close().await;
+        result?
+    };
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| CliError::Internal(format!("JSON: {e}")))?;
@@ -165,8 +195,12 @@ pub async fn run(ctx: &Context, args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-async fn bench(volume: &Volume, args: &BenchArgs) -> Result<BenchReport> {
-    let g = volume.lun.geometry();
+async fn bench<B>(device: &B, args: &BenchArgs) -> Result<BenchReport>
+where
+    B: BlockDevice + Clone + 'static,
+    CliError: From<B::Error>,
+{
+    let g = device.geometry();
     let region = region(
         args.block,
         args.size,
@@ -179,7 +213,7 @@ async fn bench(volume: &Volume, args: &BenchArgs) -> Result<BenchReport> {
         rand::thread_rng().fill_bytes(&mut buf);
         Bytes::from(buf)
     });
-    let lun = Arc::new(volume.lun.clone());
+    let lun = Arc::new(device.clone());
     let next_slot = Arc::new(AtomicU64::new(0));
     let cpu_before = process_cpu_time();
     let started = Instant::now();
@@ -236,8 +270,8 @@ fn new_histogram() -> Result<Histogram<u64>> {
 }
 
 /// One worker: one I/O in flight at a time.
-struct Worker {
-    lun: Arc<SessionLun>,
+struct Worker<B> {
+    lun: Arc<B>,
     pattern: Pattern,
     region: Region,
     next_slot: Arc<AtomicU64>,
@@ -247,8 +281,8 @@ struct Worker {
     latencies: Histogram<u64>,
 }
 
-impl Worker {
-    async fn run(mut self, deadline: Instant) -> Result<Histogram<u64>, iscsi_session::Error> {
+impl<B: BlockDevice> Worker<B> {
+    async fn run(mut self, deadline: Instant) -> Result<Histogram<u64>, B::Error> {
         let io_blocks = u64::from(self.region.io_blocks);
         let mut now = Instant::now();
         while now < deadline {
@@ -326,7 +360,6 @@ mod tests {
     async fn writes_need_permission_before_any_connection() {
         let ctx = Context {
             initiator_name: "iqn.2026-11.test:i".into(),
-            auth: Default::default(),
         };
         // Port 1 on loopback: if the check came after connecting, this would
         // fail with a connection error instead.
