@@ -17,6 +17,7 @@
 //! clearer where missing bytes read as zero and a cut-off tail is flagged
 //! `truncated` rather than refused. `examples/parse_timing.rs` times them.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod codec;
 pub mod digest;
