@@ -20,7 +20,10 @@ pub const MAX_AHS_LEN: usize = 255 * 4;
 /// Which digests a connection uses. Both are off during login (§13.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Digests {
+    /// HeaderDigest=CRC32C: a digest follows the BHS and AHS of every PDU.
     pub header: bool,
+    /// DataDigest=CRC32C: a digest follows every non-empty data segment
+    /// (computed over the data and its padding).
     pub data: bool,
 }
 
@@ -28,26 +31,44 @@ pub struct Digests {
 /// framing can no longer be trusted at ErrorRecoveryLevel 0: drop it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// DataSegmentLength is above the MaxRecvDataSegmentLength we declared
+    /// (§13.12): the peer ignored the negotiated limit.
     #[error(
         "{opcode:?} PDU (ITT {itt:#010x}) announces a {length}-byte data segment, above the negotiated limit of {limit}"
     )]
     DataSegmentTooLong {
+        /// The PDU's opcode (`None` for one RFC 7143 does not define).
         opcode: Option<Opcode>,
+        /// Its Initiator Task Tag as received, to name the exchange.
         itt: u32,
+        /// The announced DataSegmentLength.
         length: u32,
+        /// Our MaxRecvDataSegmentLength.
         limit: u32,
     },
+    /// The header digest does not match the BHS and AHS received.
     #[error("header digest mismatch: received {received:#010x}, computed {computed:#010x}")]
-    HeaderDigest { received: u32, computed: u32 },
+    HeaderDigest {
+        /// The CRC32C that followed the header.
+        received: u32,
+        /// The CRC32C of the header bytes received.
+        computed: u32,
+    },
+    /// The data digest does not match the data segment received.
     #[error(
         "data digest mismatch on {opcode:?} (ITT {itt:#010x}): received {received:#010x}, computed {computed:#010x}"
     )]
     DataDigest {
+        /// The PDU's opcode.
         opcode: Option<Opcode>,
+        /// Its Initiator Task Tag.
         itt: u32,
+        /// The CRC32C that followed the data segment.
         received: u32,
+        /// The CRC32C of the data and padding received.
         computed: u32,
     },
+    /// The frame is complete but its fields break RFC 7143.
     #[error(transparent)]
     Pdu(#[from] PduError),
 }
@@ -90,10 +111,12 @@ impl PduDecoder {
         self.max_data_segment_len = max_data_segment_len;
     }
 
+    /// The digests expected on received PDUs.
     pub fn digests(&self) -> Digests {
         self.digests
     }
 
+    /// The largest data segment accepted (our MaxRecvDataSegmentLength).
     pub fn max_data_segment_len(&self) -> u32 {
         self.max_data_segment_len
     }
@@ -203,15 +226,22 @@ fn read_digest(bytes: &[u8]) -> u32 {
 /// Why a PDU could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
+    /// The data segment is above the peer's MaxRecvDataSegmentLength: sending
+    /// it would break the peer's framing (§13.12).
     #[error(
         "{opcode} (ITT {itt:#010x}) data segment of {length} bytes exceeds the peer's MaxRecvDataSegmentLength {limit}"
     )]
     DataSegmentTooLong {
+        /// The PDU's opcode.
         opcode: Opcode,
+        /// Its Initiator Task Tag.
         itt: u32,
+        /// The data segment's length.
         length: usize,
+        /// The peer's MaxRecvDataSegmentLength.
         limit: u32,
     },
+    /// The PDU's fields cannot be put on the wire (e.g. a CDB too long).
     #[error(transparent)]
     Pdu(#[from] PduError),
 }
@@ -249,6 +279,8 @@ impl EncodedPdu {
         self.header.len() + self.data.len() + usize::from(self.trailer_len)
     }
 
+    /// True when there is nothing to write; never for a real PDU, whose BHS
+    /// alone is 48 bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -290,15 +322,19 @@ impl PduEncoder {
         }
     }
 
+    /// Applies the outcome of login negotiation: the digests, and the peer's
+    /// MaxRecvDataSegmentLength.
     pub fn configure(&mut self, digests: Digests, max_data_segment_len: u32) {
         self.digests = digests;
         self.max_data_segment_len = max_data_segment_len;
     }
 
+    /// The digests added to sent PDUs.
     pub fn digests(&self) -> Digests {
         self.digests
     }
 
+    /// The largest data segment sent (the peer's MaxRecvDataSegmentLength).
     pub fn max_data_segment_len(&self) -> u32 {
         self.max_data_segment_len
     }

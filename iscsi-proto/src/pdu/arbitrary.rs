@@ -35,22 +35,27 @@ pub fn data(max: usize) -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..=max).prop_map(Bytes::from)
 }
 
+/// Any 8-byte LUN field.
 pub fn lun() -> impl Strategy<Value = Lun> {
     any::<[u8; 8]>().prop_map(Lun)
 }
 
+/// Any 6-byte ISID.
 pub fn isid() -> impl Strategy<Value = Isid> {
     any::<[u8; 6]>().prop_map(Isid)
 }
 
+/// An Initiator Task Tag, the reserved value often.
 pub fn itt() -> impl Strategy<Value = Itt> {
     prop_oneof![Just(Itt::RESERVED), any::<u32>().prop_map(Itt)]
 }
 
+/// A Target Transfer Tag, the reserved value often.
 pub fn ttt() -> impl Strategy<Value = Ttt> {
     prop_oneof![Just(Ttt::RESERVED), any::<u32>().prop_map(Ttt)]
 }
 
+/// One of the three defined login stages.
 pub fn stage() -> impl Strategy<Value = Stage> {
     prop_oneof![
         Just(Stage::Security),
@@ -59,6 +64,7 @@ pub fn stage() -> impl Strategy<Value = Stage> {
     ]
 }
 
+/// No residual, an underflow or an overflow.
 pub fn residual() -> impl Strategy<Value = Residual> {
     prop_oneof![
         Just(Residual::None),
@@ -76,6 +82,7 @@ pub fn cdb() -> impl Strategy<Value = Bytes> {
     ]
 }
 
+/// One of the five defined task attributes.
 pub fn task_attribute() -> impl Strategy<Value = TaskAttribute> {
     prop_oneof![
         Just(TaskAttribute::Untagged),
@@ -104,6 +111,7 @@ fn text_flags() -> impl Strategy<Value = (bool, bool)> {
     ]
 }
 
+/// NOP-Out.
 pub fn nop_out() -> impl Strategy<Value = NopOut> {
     (
         any::<bool>(),
@@ -127,6 +135,7 @@ pub fn nop_out() -> impl Strategy<Value = NopOut> {
         )
 }
 
+/// SCSI Command, with a canonical-length CDB.
 pub fn scsi_command() -> impl Strategy<Value = ScsiCommand> {
     (
         (
@@ -164,10 +173,12 @@ pub fn scsi_command() -> impl Strategy<Value = ScsiCommand> {
         )
 }
 
+/// One of the eight defined task management functions.
 pub fn tmf_function() -> impl Strategy<Value = TmfFunction> {
     (1u8..=8).prop_map(|c| TmfFunction::from_code(c).expect("1..=8 are defined"))
 }
 
+/// Task Management Function Request.
 pub fn task_mgmt_request() -> impl Strategy<Value = TaskMgmtRequest> {
     (
         any::<bool>(),
@@ -192,6 +203,7 @@ pub fn task_mgmt_request() -> impl Strategy<Value = TaskMgmtRequest> {
         )
 }
 
+/// Login Request; never T and C together.
 pub fn login_request() -> impl Strategy<Value = LoginRequest> {
     (
         login_stages(),
@@ -223,6 +235,7 @@ pub fn login_request() -> impl Strategy<Value = LoginRequest> {
         )
 }
 
+/// Text Request; never F and C together.
 pub fn text_request() -> impl Strategy<Value = TextRequest> {
     (
         any::<bool>(),
@@ -251,6 +264,7 @@ pub fn text_request() -> impl Strategy<Value = TextRequest> {
         )
 }
 
+/// SCSI Data-Out.
 pub fn data_out() -> impl Strategy<Value = DataOut> {
     (
         any::<bool>(),
@@ -272,10 +286,12 @@ pub fn data_out() -> impl Strategy<Value = DataOut> {
         })
 }
 
+/// One of the three defined logout reasons.
 pub fn logout_reason() -> impl Strategy<Value = LogoutReason> {
     (0u8..=2).prop_map(|c| LogoutReason::from_code(c).expect("0..=2 are defined"))
 }
 
+/// Logout Request.
 pub fn logout_request() -> impl Strategy<Value = LogoutRequest> {
     (
         any::<bool>(),
@@ -297,10 +313,12 @@ pub fn logout_request() -> impl Strategy<Value = LogoutRequest> {
         )
 }
 
+/// One of the four defined SNACK types.
 pub fn snack_type() -> impl Strategy<Value = SnackType> {
     (0u8..=3).prop_map(|c| SnackType::from_code(c).expect("0..=3 are defined"))
 }
 
+/// SNACK Request.
 pub fn snack_request() -> impl Strategy<Value = SnackRequest> {
     (snack_type(), lun(), itt(), ttt(), any::<[u32; 3]>()).prop_map(|(kind, lun, itt, ttt, n)| {
         SnackRequest {
@@ -315,6 +333,7 @@ pub fn snack_request() -> impl Strategy<Value = SnackRequest> {
     })
 }
 
+/// NOP-In.
 pub fn nop_in() -> impl Strategy<Value = NopIn> {
     (
         lun(),
@@ -334,10 +353,12 @@ pub fn nop_in() -> impl Strategy<Value = NopIn> {
         })
 }
 
+/// Any Response byte of a SCSI Response.
 pub fn service_response() -> impl Strategy<Value = ServiceResponse> {
     any::<u8>().prop_map(ServiceResponse::from_code)
 }
 
+/// SCSI Response.
 pub fn scsi_response() -> impl Strategy<Value = ScsiResponse> {
     (
         (service_response(), any::<u8>(), itt()),
@@ -362,10 +383,12 @@ pub fn scsi_response() -> impl Strategy<Value = ScsiResponse> {
         )
 }
 
+/// Any Response byte of a Task Management Function Response.
 pub fn tmf_response() -> impl Strategy<Value = TmfResponse> {
     any::<u8>().prop_map(TmfResponse::from_code)
 }
 
+/// Task Management Function Response.
 pub fn task_mgmt_response() -> impl Strategy<Value = TaskMgmtResponse> {
     (tmf_response(), itt(), any::<[u32; 3]>()).prop_map(|(response, itt, sn)| TaskMgmtResponse {
         response,
@@ -376,10 +399,12 @@ pub fn task_mgmt_response() -> impl Strategy<Value = TaskMgmtResponse> {
     })
 }
 
+/// Any Status-Class and Status-Detail pair.
 pub fn login_status() -> impl Strategy<Value = LoginStatus> {
     (any::<u8>(), any::<u8>()).prop_map(|(class, detail)| LoginStatus { class, detail })
 }
 
+/// Login Response; never T and C together.
 pub fn login_response() -> impl Strategy<Value = LoginResponse> {
     (
         login_stages(),
@@ -412,6 +437,7 @@ pub fn login_response() -> impl Strategy<Value = LoginResponse> {
         )
 }
 
+/// Text Response; never F and C together.
 pub fn text_response() -> impl Strategy<Value = TextResponse> {
     (
         text_flags(),
@@ -469,6 +495,7 @@ pub fn data_in() -> impl Strategy<Value = DataIn> {
         )
 }
 
+/// Logout Response.
 pub fn logout_response() -> impl Strategy<Value = LogoutResponse> {
     (
         any::<u8>().prop_map(LogoutResponseCode::from_code),
@@ -490,6 +517,7 @@ pub fn logout_response() -> impl Strategy<Value = LogoutResponse> {
         )
 }
 
+/// R2T.
 pub fn r2t() -> impl Strategy<Value = R2t> {
     (lun(), itt(), ttt(), any::<[u32; 6]>()).prop_map(|(lun, itt, ttt, n)| R2t {
         lun,
@@ -504,6 +532,7 @@ pub fn r2t() -> impl Strategy<Value = R2t> {
     })
 }
 
+/// Asynchronous Message.
 pub fn async_message() -> impl Strategy<Value = AsyncMessage> {
     (
         lun(),

@@ -23,6 +23,7 @@ pub enum AsyncEvent {
 }
 
 impl AsyncEvent {
+    /// The AsyncEvent byte.
     pub fn code(self) -> u8 {
         match self {
             AsyncEvent::ScsiEvent => 0,
@@ -34,6 +35,7 @@ impl AsyncEvent {
         }
     }
 
+    /// Decodes the AsyncEvent byte; other codes are kept as `Other`.
     pub fn from_code(code: u8) -> Self {
         match code {
             0 => AsyncEvent::ScsiEvent,
@@ -46,16 +48,27 @@ impl AsyncEvent {
     }
 }
 
+/// Asynchronous Message (§11.9). Its ITT is always reserved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AsyncMessage {
+    /// LUN of a SCSI event; reserved for the others.
     pub lun: Lun,
+    /// StatSN.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
+    /// AsyncEvent.
     pub event: AsyncEvent,
+    /// AsyncVCode: vendor-specific detail of a vendor event.
     pub vcode: u8,
+    /// Parameter1: the CID to be dropped (DropConnection).
     pub parameter1: u16,
+    /// Parameter2: Time2Wait, in seconds (the drop events).
     pub parameter2: u16,
+    /// Parameter3: Time2Retain (drop events), or the seconds allowed for
+    /// the logout or renegotiation asked for.
     pub parameter3: u16,
     /// Sense data (with SenseLength) and iSCSI event data.
     pub data: Bytes,

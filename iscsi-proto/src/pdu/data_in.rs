@@ -14,11 +14,15 @@ const STATUS_BIT: u8 = 0x01;
 /// The status part of a Data-In that ends its command (S bit set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataInStatus {
+    /// SCSI status byte of the command.
     pub status: u8,
+    /// StatSN (only valid with the S bit).
     pub stat_sn: u32,
+    /// Residual (O/U bits with the Residual Count).
     pub residual: Residual,
 }
 
+/// SCSI Data-In (§11.7): read data for one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataIn {
     /// F: last PDU of a sequence (of the command, or of a burst at ERL > 0).
@@ -27,13 +31,21 @@ pub struct DataIn {
     pub acknowledge: bool,
     /// Present when the S bit is set: the command is complete.
     pub status: Option<DataInStatus>,
+    /// LUN; set when the A bit is, else may be reserved.
     pub lun: Lun,
+    /// Initiator Task Tag of the command.
     pub itt: Itt,
+    /// Target Transfer Tag: set with the A bit, else reserved.
     pub ttt: Ttt,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
+    /// DataSN: counts the command's Data-In PDUs from 0.
     pub data_sn: u32,
+    /// Buffer Offset: where `data` goes in the command's read buffer.
     pub buffer_offset: u32,
+    /// The read data.
     pub data: Bytes,
 }
 

@@ -5,18 +5,24 @@ use bytes::Bytes;
 use super::bhs::{FINAL_BIT, get_u32, put_u32};
 use super::{Itt, Lun, PduError, Ttt};
 
+/// SCSI Data-Out (§11.7): write data for one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataOut {
     /// F: last PDU of this sequence (unsolicited burst or R2T answer).
     pub final_: bool,
+    /// LUN: the R2T's, or the command's for unsolicited data.
     pub lun: Lun,
+    /// Initiator Task Tag of the command.
     pub itt: Itt,
     /// The R2T's TTT, or reserved for unsolicited data.
     pub ttt: Ttt,
+    /// ExpStatSN: acknowledges status up to this StatSN.
     pub exp_stat_sn: u32,
     /// Position within the sequence, from 0 for each R2T or unsolicited burst.
     pub data_sn: u32,
+    /// Buffer Offset: where `data` starts in the command's write buffer.
     pub buffer_offset: u32,
+    /// The write data.
     pub data: Bytes,
 }
 

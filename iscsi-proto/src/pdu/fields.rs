@@ -23,6 +23,7 @@ impl Lun {
         u64::from_be_bytes(self.0)
     }
 
+    /// The LUN field from a big-endian u64 (the inverse of [`Lun::to_u64`]).
     pub fn from_u64(value: u64) -> Self {
         Lun(value.to_be_bytes())
     }
@@ -94,6 +95,7 @@ impl Itt {
     /// The reserved value: unsolicited NOP-In, Asynchronous Message, Reject.
     pub const RESERVED: Itt = Itt(RESERVED_TAG);
 
+    /// True for 0xffffffff, which no task may use.
     pub fn is_reserved(self) -> bool {
         self.0 == RESERVED_TAG
     }
@@ -119,6 +121,7 @@ impl Ttt {
     /// No transfer tag: e.g. unsolicited Data-Out, a NOP-Out not answering a ping.
     pub const RESERVED: Ttt = Ttt(RESERVED_TAG);
 
+    /// True for 0xffffffff: the PDU carries no transfer tag.
     pub fn is_reserved(self) -> bool {
         self.0 == RESERVED_TAG
     }
@@ -179,8 +182,11 @@ impl fmt::Display for Isid {
 /// for the stage a key may be sent in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
+    /// 0: SecurityNegotiation (authentication).
     Security,
+    /// 1: LoginOperationalNegotiation.
     Operational,
+    /// 3: FullFeaturePhase (2 is reserved).
     FullFeature,
 }
 

@@ -57,16 +57,27 @@ pub struct LoginRequest {
     pub transit: bool,
     /// C: the text continues in the next PDU.
     pub continue_: bool,
+    /// CSG: the stage this request belongs to.
     pub csg: Stage,
     /// Next stage; meaningful only when `transit` is set.
     pub nsg: Stage,
+    /// Version-max: the highest version the initiator supports.
     pub version_max: u8,
+    /// Version-min: the lowest version the initiator supports.
     pub version_min: u8,
+    /// ISID: the initiator part of the session identifier.
     pub isid: Isid,
+    /// TSIH: 0 to create (or reinstate) a session, the target's value to add
+    /// a connection to an existing one.
     pub tsih: u16,
+    /// Initiator Task Tag of the login task.
     pub itt: Itt,
+    /// CID: the connection ID, unique within the session.
     pub cid: u16,
+    /// CmdSN; the login request does not advance it.
     pub cmd_sn: u32,
+    /// ExpStatSN: acknowledges status up to this StatSN (on a new
+    /// connection, the StatSN to start from).
     pub exp_stat_sn: u32,
     /// key=value text.
     pub data: Bytes,
@@ -108,84 +119,107 @@ impl LoginRequest {
 /// Login Response Status-Class and Status-Detail (§11.13.5).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LoginStatus {
+    /// Status-Class: 0 success, 1 redirection, 2 initiator error, 3 target error.
     pub class: u8,
+    /// Status-Detail: the reason within the class.
     pub detail: u8,
 }
 
 impl LoginStatus {
+    /// 0000h: login is proceeding or complete.
     pub const SUCCESS: LoginStatus = LoginStatus {
         class: 0,
         detail: 0,
     };
+    /// 0101h: try the TargetAddress sent with it; keep using this portal
+    /// for later logins.
     pub const TARGET_MOVED_TEMPORARILY: LoginStatus = LoginStatus {
         class: 1,
         detail: 1,
     };
+    /// 0102h: use the TargetAddress sent with it from now on.
     pub const TARGET_MOVED_PERMANENTLY: LoginStatus = LoginStatus {
         class: 1,
         detail: 2,
     };
+    /// 0200h: miscellaneous initiator error.
     pub const INITIATOR_ERROR: LoginStatus = LoginStatus {
         class: 2,
         detail: 0,
     };
+    /// 0201h: the initiator could not be authenticated.
     pub const AUTHENTICATION_FAILURE: LoginStatus = LoginStatus {
         class: 2,
         detail: 1,
     };
+    /// 0202h: authenticated, but not allowed to access this target.
     pub const AUTHORIZATION_FAILURE: LoginStatus = LoginStatus {
         class: 2,
         detail: 2,
     };
+    /// 0203h: no such TargetName here.
     pub const NOT_FOUND: LoginStatus = LoginStatus {
         class: 2,
         detail: 3,
     };
+    /// 0204h: the target existed but is gone.
     pub const TARGET_REMOVED: LoginStatus = LoginStatus {
         class: 2,
         detail: 4,
     };
+    /// 0205h: no version in Version-min..Version-max is supported.
     pub const UNSUPPORTED_VERSION: LoginStatus = LoginStatus {
         class: 2,
         detail: 5,
     };
+    /// 0206h: the session cannot take another connection.
     pub const TOO_MANY_CONNECTIONS: LoginStatus = LoginStatus {
         class: 2,
         detail: 6,
     };
+    /// 0207h: a required key (e.g. InitiatorName) was not sent.
     pub const MISSING_PARAMETER: LoginStatus = LoginStatus {
         class: 2,
         detail: 7,
     };
+    /// 0208h: this connection cannot join the session (e.g. portal group).
     pub const CANT_INCLUDE_IN_SESSION: LoginStatus = LoginStatus {
         class: 2,
         detail: 8,
     };
+    /// 0209h: the SessionType is not supported (e.g. no Discovery).
     pub const SESSION_TYPE_NOT_SUPPORTED: LoginStatus = LoginStatus {
         class: 2,
         detail: 9,
     };
+    /// 020Ah: the TSIH names no existing session.
     pub const SESSION_DOES_NOT_EXIST: LoginStatus = LoginStatus {
         class: 2,
         detail: 10,
     };
+    /// 020Bh: a request that is not valid during login.
     pub const INVALID_DURING_LOGIN: LoginStatus = LoginStatus {
         class: 2,
         detail: 11,
     };
+    /// 0300h: target hardware or software error.
     pub const TARGET_ERROR: LoginStatus = LoginStatus {
         class: 3,
         detail: 0,
     };
+    /// 0301h: temporarily unable to serve; retry later.
     pub const SERVICE_UNAVAILABLE: LoginStatus = LoginStatus {
         class: 3,
         detail: 1,
     };
+    /// 0302h: the target lacks resources for this login.
     pub const OUT_OF_RESOURCES: LoginStatus = LoginStatus {
         class: 3,
         detail: 2,
     };
 
+    /// Class 0: the login goes on (or is complete when T is set with NSG
+    /// FullFeature).
     pub fn is_success(self) -> bool {
         self.class == 0
     }
@@ -262,20 +296,33 @@ impl fmt::Display for LoginStatus {
 /// carries CHAP challenges and responses.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LoginResponse {
+    /// T: the target agrees to move to `nsg`.
     pub transit: bool,
+    /// C: the text continues in the next PDU.
     pub continue_: bool,
+    /// CSG: the stage this response belongs to.
     pub csg: Stage,
+    /// NSG: the next stage; meaningful only when `transit` is set.
     pub nsg: Stage,
+    /// Version-max: the highest version the target supports.
     pub version_max: u8,
+    /// Version-active: the version the session uses.
     pub version_active: u8,
+    /// ISID echoed from the request.
     pub isid: Isid,
     /// Non-zero in the final response: the session handle the target assigned.
     pub tsih: u16,
+    /// Initiator Task Tag of the login task.
     pub itt: Itt,
+    /// StatSN; valid only when `status` is success.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept (command window).
     pub max_cmd_sn: u32,
+    /// Status-Class and Status-Detail.
     pub status: LoginStatus,
+    /// key=value text.
     pub data: Bytes,
 }
 

@@ -8,12 +8,17 @@ use super::{Itt, Opcode, PduError};
 /// Why the initiator logs out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LogoutReason {
+    /// 0: close the session (every connection).
     CloseSession,
+    /// 1: close the connection named by CID.
     CloseConnection,
+    /// 2: remove the connection so that its tasks can move to another
+    /// (ErrorRecoveryLevel 2).
     RemoveConnectionForRecovery,
 }
 
 impl LogoutReason {
+    /// The reason code (byte 1, low 7 bits).
     pub fn code(self) -> u8 {
         match self {
             LogoutReason::CloseSession => 0,
@@ -22,6 +27,7 @@ impl LogoutReason {
         }
     }
 
+    /// Decodes a reason code; `None` for reserved codes.
     pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             0 => LogoutReason::CloseSession,
@@ -32,14 +38,20 @@ impl LogoutReason {
     }
 }
 
+/// Logout Request (§11.14).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutRequest {
+    /// I: immediate delivery (the logout does not wait in the command window).
     pub immediate: bool,
+    /// Reason Code.
     pub reason: LogoutReason,
+    /// Initiator Task Tag of the logout task.
     pub itt: Itt,
     /// The connection to close (reserved when closing the session).
     pub cid: u16,
+    /// CmdSN.
     pub cmd_sn: u32,
+    /// ExpStatSN: acknowledges status up to this StatSN.
     pub exp_stat_sn: u32,
 }
 
@@ -75,14 +87,20 @@ impl LogoutRequest {
 /// Logout Response codes (§11.15.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LogoutResponseCode {
+    /// 0: connection or session closed successfully.
     Success,
+    /// 1: no connection with that CID.
     CidNotFound,
+    /// 2: connection recovery is not supported (ErrorRecoveryLevel < 2).
     RecoveryNotSupported,
+    /// 3: cleanup failed for various reasons.
     CleanupFailed,
+    /// A reserved code, as received.
     Other(u8),
 }
 
 impl LogoutResponseCode {
+    /// The Response byte.
     pub fn code(self) -> u8 {
         match self {
             LogoutResponseCode::Success => 0,
@@ -93,6 +111,7 @@ impl LogoutResponseCode {
         }
     }
 
+    /// Decodes the Response byte; reserved codes are kept as `Other`.
     pub fn from_code(code: u8) -> Self {
         match code {
             0 => LogoutResponseCode::Success,
@@ -104,12 +123,18 @@ impl LogoutResponseCode {
     }
 }
 
+/// Logout Response (§11.15).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutResponse {
+    /// Response.
     pub response: LogoutResponseCode,
+    /// Initiator Task Tag of the logout task.
     pub itt: Itt,
+    /// StatSN.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
     /// Seconds to wait before reconnecting (recovery logouts).
     pub time2wait: u16,

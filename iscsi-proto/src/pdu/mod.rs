@@ -54,23 +54,41 @@ static NO_DATA: Bytes = Bytes::new();
 /// One iSCSI PDU of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pdu {
+    /// NOP-Out (§11.18): initiator ping, or the answer to a target's NOP-In.
     NopOut(NopOut),
+    /// SCSI Command (§11.3).
     ScsiCommand(ScsiCommand),
+    /// Task Management Function Request (§11.5).
     TaskMgmtRequest(TaskMgmtRequest),
+    /// Login Request (§11.12).
     LoginRequest(LoginRequest),
+    /// Text Request (§11.10).
     TextRequest(TextRequest),
+    /// SCSI Data-Out (§11.7): write data.
     DataOut(DataOut),
+    /// Logout Request (§11.14).
     LogoutRequest(LogoutRequest),
+    /// SNACK Request (§11.16).
     SnackRequest(SnackRequest),
+    /// NOP-In (§11.19): target ping, or the answer to a NOP-Out.
     NopIn(NopIn),
+    /// SCSI Response (§11.4).
     ScsiResponse(ScsiResponse),
+    /// Task Management Function Response (§11.6).
     TaskMgmtResponse(TaskMgmtResponse),
+    /// Login Response (§11.13).
     LoginResponse(LoginResponse),
+    /// Text Response (§11.11).
     TextResponse(TextResponse),
+    /// SCSI Data-In (§11.7): read data, possibly with status.
     DataIn(DataIn),
+    /// Logout Response (§11.15).
     LogoutResponse(LogoutResponse),
+    /// Ready To Transfer (§11.8): the target asks for write data.
     R2t(R2t),
+    /// Asynchronous Message (§11.9).
     AsyncMessage(AsyncMessage),
+    /// Reject (§11.17).
     Reject(Reject),
 }
 
@@ -106,6 +124,7 @@ from_variants!(
 );
 
 impl Pdu {
+    /// The opcode this PDU is sent with.
     pub fn opcode(&self) -> Opcode {
         match self {
             Pdu::NopOut(_) => Opcode::NopOut,

@@ -9,11 +9,18 @@ use super::{Itt, Lun, PduError, Ttt};
 /// echoes the TTT and the ITT is reserved).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NopOut {
+    /// I: immediate delivery; a NOP-Out answering a NOP-In must be immediate
+    /// and then does not advance CmdSN.
     pub immediate: bool,
+    /// LUN; echoes the NOP-In's when answering a ping, otherwise unused.
     pub lun: Lun,
+    /// Initiator Task Tag; reserved when answering a target's ping.
     pub itt: Itt,
+    /// Target Transfer Tag: the NOP-In's when answering it, else reserved.
     pub ttt: Ttt,
+    /// CmdSN.
     pub cmd_sn: u32,
+    /// ExpStatSN: acknowledges status up to this StatSN.
     pub exp_stat_sn: u32,
     /// Ping data, echoed by the target when the ITT is not reserved.
     pub data: Bytes,
@@ -46,12 +53,19 @@ impl NopOut {
 /// for an answer (ITT reserved, TTT set), or a bare StatSN/window update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NopIn {
+    /// LUN; echoed from the NOP-Out, or the one a target ping is about.
     pub lun: Lun,
+    /// Initiator Task Tag of the NOP-Out answered; reserved for a target ping.
     pub itt: Itt,
+    /// Target Transfer Tag; not reserved when the target wants an answer.
     pub ttt: Ttt,
+    /// StatSN; not advanced by a NOP-In that answers no NOP-Out.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
+    /// Ping data: the NOP-Out's echoed, or the target's own.
     pub data: Bytes,
 }
 

@@ -6,27 +6,46 @@ use std::fmt;
 /// by the decoder: nothing we speak uses them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Opcode {
+    /// 00h: NOP-Out.
     NopOut,
+    /// 01h: SCSI Command.
     ScsiCommand,
+    /// 02h: Task Management Function Request.
     TaskMgmtRequest,
+    /// 03h: Login Request.
     LoginRequest,
+    /// 04h: Text Request.
     TextRequest,
+    /// 05h: SCSI Data-Out.
     DataOut,
+    /// 06h: Logout Request.
     LogoutRequest,
+    /// 10h: SNACK Request.
     SnackRequest,
+    /// 20h: NOP-In.
     NopIn,
+    /// 21h: SCSI Response.
     ScsiResponse,
+    /// 22h: Task Management Function Response.
     TaskMgmtResponse,
+    /// 23h: Login Response.
     LoginResponse,
+    /// 24h: Text Response.
     TextResponse,
+    /// 25h: SCSI Data-In.
     DataIn,
+    /// 26h: Logout Response.
     LogoutResponse,
+    /// 31h: Ready To Transfer.
     R2t,
+    /// 32h: Asynchronous Message.
     AsyncMessage,
+    /// 3Fh: Reject.
     Reject,
 }
 
 impl Opcode {
+    /// Every opcode, initiator opcodes (00h..10h) first.
     pub const ALL: [Opcode; 18] = [
         Opcode::NopOut,
         Opcode::ScsiCommand,

@@ -5,16 +5,28 @@ use bytes::Bytes;
 use super::bhs::{FINAL_BIT, get_u32, put_u32};
 use super::{Itt, Lun, PduError, Ttt};
 
+/// Ready To Transfer (§11.8): send `desired_data_transfer_length` bytes
+/// from `buffer_offset`, as Data-Out PDUs carrying `ttt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct R2t {
+    /// LUN of the command.
     pub lun: Lun,
+    /// Initiator Task Tag of the command.
     pub itt: Itt,
+    /// Target Transfer Tag, echoed by the Data-Out PDUs that answer.
     pub ttt: Ttt,
+    /// StatSN: the next StatSN (R2T does not advance it).
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
+    /// R2TSN: counts the command's R2Ts from 0.
     pub r2t_sn: u32,
+    /// Buffer Offset: where the requested data starts.
     pub buffer_offset: u32,
+    /// Desired Data Transfer Length: bytes requested; never 0, never above
+    /// MaxBurstLength.
     pub desired_data_transfer_length: u32,
 }
 

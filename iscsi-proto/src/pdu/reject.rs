@@ -8,21 +8,34 @@ use super::{Itt, Opcode, PduError};
 /// Reject reasons (§11.17.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RejectReason {
+    /// 02h: data (payload) digest error; the initiator may resend.
     DataDigestError,
+    /// 03h: SNACK rejected; the initiator may resend it.
     SnackReject,
+    /// 04h: protocol error (e.g. a SNACK for a status already acknowledged).
     ProtocolError,
+    /// 05h: command not supported.
     CommandNotSupported,
+    /// 06h: immediate command rejected: too many immediate commands.
     ImmediateCommandReject,
+    /// 07h: task in progress.
     TaskInProgress,
+    /// 08h: invalid data ACK.
     InvalidDataAck,
+    /// 09h: invalid PDU field (e.g. an unknown ITT or TTT).
     InvalidPduField,
+    /// 0Ah: long operation reject: out of resources for a long task.
     LongOperationReject,
+    /// 0Bh: deprecated (negotiation reset, from RFC 3720).
     DeprecatedNegotiationReset,
+    /// 0Ch: waiting for logout: the target will not take new commands.
     WaitingForLogout,
+    /// A reserved code, as received.
     Other(u8),
 }
 
 impl RejectReason {
+    /// The Reason byte.
     pub fn code(self) -> u8 {
         match self {
             RejectReason::DataDigestError => 0x02,
@@ -40,6 +53,7 @@ impl RejectReason {
         }
     }
 
+    /// Decodes the Reason byte; reserved codes are kept as `Other`.
     pub fn from_code(code: u8) -> Self {
         match code {
             0x02 => RejectReason::DataDigestError,
@@ -58,11 +72,17 @@ impl RejectReason {
     }
 }
 
+/// Reject (§11.17). Its ITT is always reserved: the rejected PDU's is in
+/// the returned header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
+    /// Reason.
     pub reason: RejectReason,
+    /// StatSN.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
     /// DataSN or R2TSN of the rejected PDU, when it was a SNACK.
     pub data_sn_or_r2t_sn: u32,

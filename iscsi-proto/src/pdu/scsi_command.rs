@@ -16,11 +16,16 @@ const WRITE_BIT: u8 = 0x20;
 /// SAM task attribute (ATTR field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum TaskAttribute {
+    /// 0: untagged (treated as Simple by most targets).
     Untagged,
+    /// 1: SIMPLE: the target may reorder it among simple tasks.
     #[default]
     Simple,
+    /// 2: ORDERED: runs after every older task and before every newer one.
     Ordered,
+    /// 3: HEAD OF QUEUE: runs before any queued task.
     HeadOfQueue,
+    /// 4: ACA: allowed while an auto contingent allegiance is active.
     Aca,
 }
 
@@ -50,6 +55,7 @@ impl TaskAttribute {
 /// A SCSI command with its immediate data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScsiCommand {
+    /// I: immediate delivery (does not advance CmdSN).
     pub immediate: bool,
     /// F: no unsolicited Data-Out PDUs follow this one.
     pub final_: bool,
@@ -57,11 +63,18 @@ pub struct ScsiCommand {
     pub read: bool,
     /// W: the command writes data to the target.
     pub write: bool,
+    /// ATTR: the task attribute.
     pub attribute: TaskAttribute,
+    /// The logical unit addressed.
     pub lun: Lun,
+    /// Initiator Task Tag: names the task until its response arrives.
     pub itt: Itt,
+    /// Expected Data Transfer Length: bytes the initiator expects to move
+    /// (the write length for a bidirectional command); residuals are relative to it.
     pub expected_data_transfer_length: u32,
+    /// CmdSN: the command's place in the session's command order.
     pub cmd_sn: u32,
+    /// ExpStatSN: acknowledges status up to this StatSN.
     pub exp_stat_sn: u32,
     /// The whole CDB. Decoding gives the 16-byte BHS field (zero padded) plus the
     /// extended CDB AHS when present: the CDB length is not on the wire.

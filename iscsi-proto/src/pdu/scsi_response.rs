@@ -22,6 +22,7 @@ pub enum ServiceResponse {
 }
 
 impl ServiceResponse {
+    /// The Response byte.
     pub fn code(self) -> u8 {
         match self {
             ServiceResponse::CompletedAtTarget => 0x00,
@@ -30,6 +31,7 @@ impl ServiceResponse {
         }
     }
 
+    /// Decodes the Response byte; other codes are kept as `Other`.
     pub fn from_code(code: u8) -> Self {
         match code {
             0x00 => ServiceResponse::CompletedAtTarget,
@@ -43,17 +45,29 @@ impl ServiceResponse {
 /// its 2-byte SenseLength) and/or response data when present.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScsiResponse {
+    /// Response: whether the command completed at the target.
     pub response: ServiceResponse,
     /// SCSI status byte (valid when `response` is `CompletedAtTarget`).
     pub status: u8,
+    /// Initiator Task Tag of the command.
     pub itt: Itt,
+    /// SNACK Tag: the tag of the last R-Data SNACK answered, else 0.
     pub snack_tag: u32,
+    /// StatSN: the response's place in the connection's status order.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
+    /// ExpDataSN: how many Data-In and R2T PDUs the target sent for the
+    /// command (for ErrorRecoveryLevel > 0 checks).
     pub exp_data_sn: u32,
+    /// Bidirectional read residual (o/u bits): of the read part of a
+    /// bidirectional command.
     pub bidi_read_residual: Residual,
+    /// Residual (O/U bits): of the Expected Data Transfer Length.
     pub residual: Residual,
+    /// SenseLength-prefixed sense data and/or response data; may be empty.
     pub data: Bytes,
 }
 

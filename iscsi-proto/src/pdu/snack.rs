@@ -5,15 +5,21 @@ use bytes::Bytes;
 use super::bhs::{FINAL_BIT, get_u32, put_u32};
 use super::{Itt, Lun, Opcode, PduError, Ttt};
 
+/// What a SNACK asks for (the Type field, §11.16.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SnackType {
+    /// 0: Data/R2T SNACK: resend Data-In or R2T PDUs.
     DataR2t,
+    /// 1: Status SNACK: resend responses.
     Status,
+    /// 2: DataACK: acknowledges Data-In up to BegRun (A bit answers).
     DataAck,
+    /// 3: R-Data SNACK: resend all Data-In of a task, re-segmented.
     RData,
 }
 
 impl SnackType {
+    /// The Type code (byte 1, low 4 bits).
     pub fn code(self) -> u8 {
         match self {
             SnackType::DataR2t => 0,
@@ -23,6 +29,7 @@ impl SnackType {
         }
     }
 
+    /// Decodes a Type code; `None` for reserved codes.
     pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             0 => SnackType::DataR2t,
@@ -34,15 +41,23 @@ impl SnackType {
     }
 }
 
+/// SNACK Request (§11.16).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnackRequest {
+    /// Type.
     pub kind: SnackType,
+    /// LUN of the task (DataACK), else reserved.
     pub lun: Lun,
+    /// Initiator Task Tag of the task, or reserved for a Status SNACK.
     pub itt: Itt,
     /// The TTT (DataACK) or SNACK Tag (R-Data).
     pub ttt: Ttt,
+    /// ExpStatSN: acknowledges status up to this StatSN.
     pub exp_stat_sn: u32,
+    /// BegRun: the first DataSN, R2TSN or StatSN to resend (for DataACK,
+    /// the next DataSN expected).
     pub beg_run: u32,
+    /// RunLength: how many to resend; 0 means all from BegRun on.
     pub run_length: u32,
 }
 

@@ -8,17 +8,26 @@ use super::{Itt, Lun, Opcode, PduError};
 /// The function a Task Management Request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TmfFunction {
+    /// 1: ABORT TASK: abort the task named by the referenced task tag.
     AbortTask,
+    /// 2: ABORT TASK SET: abort every task this I_T nexus has on the LUN.
     AbortTaskSet,
+    /// 3: CLEAR ACA: clear the auto contingent allegiance condition.
     ClearAca,
+    /// 4: CLEAR TASK SET: abort every task on the LUN, from every initiator.
     ClearTaskSet,
+    /// 5: LOGICAL UNIT RESET.
     LogicalUnitReset,
+    /// 6: TARGET WARM RESET.
     TargetWarmReset,
+    /// 7: TARGET COLD RESET (also drops every connection).
     TargetColdReset,
+    /// 8: TASK REASSIGN: move a task to this connection (ErrorRecoveryLevel 2).
     TaskReassign,
 }
 
 impl TmfFunction {
+    /// The Function code (byte 1, low 7 bits).
     pub fn code(self) -> u8 {
         match self {
             TmfFunction::AbortTask => 1,
@@ -32,6 +41,7 @@ impl TmfFunction {
         }
     }
 
+    /// Decodes a Function code; `None` for reserved codes.
     pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             1 => TmfFunction::AbortTask,
@@ -50,16 +60,25 @@ impl TmfFunction {
 /// Task Management Request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskMgmtRequest {
+    /// I: immediate delivery, so the request is not held up behind the
+    /// commands it manages.
     pub immediate: bool,
+    /// Function.
     pub function: TmfFunction,
+    /// The LUN the function applies to (reserved for target resets).
     pub lun: Lun,
+    /// Initiator Task Tag of this request itself.
     pub itt: Itt,
     /// ITT of the task to abort (ABORT TASK), else reserved.
     pub referenced_task_tag: Itt,
+    /// CmdSN.
     pub cmd_sn: u32,
+    /// ExpStatSN: acknowledges status up to this StatSN.
     pub exp_stat_sn: u32,
     /// CmdSN of the referenced task (ABORT TASK).
     pub ref_cmd_sn: u32,
+    /// ExpDataSN: for TASK REASSIGN, the next Data-In or R2T the initiator
+    /// expects; else reserved.
     pub exp_data_sn: u32,
 }
 
@@ -101,18 +120,28 @@ impl TaskMgmtRequest {
 /// Task Management Response codes (§11.6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TmfResponse {
+    /// 0: function complete.
     FunctionComplete,
+    /// 1: the referenced task does not exist.
     TaskDoesNotExist,
+    /// 2: the LUN does not exist.
     LunDoesNotExist,
+    /// 3: the task is still allegiant to its connection.
     TaskStillAllegiant,
+    /// 4: task allegiance reassignment not supported.
     ReassignmentNotSupported,
+    /// 5: task management function not supported.
     FunctionNotSupported,
+    /// 6: function authorization failed.
     AuthorizationFailed,
+    /// 255: function rejected.
     FunctionRejected,
+    /// A reserved code, as received.
     Other(u8),
 }
 
 impl TmfResponse {
+    /// The Response byte.
     pub fn code(self) -> u8 {
         match self {
             TmfResponse::FunctionComplete => 0,
@@ -127,6 +156,7 @@ impl TmfResponse {
         }
     }
 
+    /// Decodes the Response byte; reserved codes are kept as `Other`.
     pub fn from_code(code: u8) -> Self {
         match code {
             0 => TmfResponse::FunctionComplete,
@@ -145,10 +175,15 @@ impl TmfResponse {
 /// Task Management Response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskMgmtResponse {
+    /// Response.
     pub response: TmfResponse,
+    /// Initiator Task Tag of the request answered.
     pub itt: Itt,
+    /// StatSN.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
 }
 

@@ -27,17 +27,26 @@ fn check_flags(b: &[u8; 48], opcode: Opcode) -> Result<(bool, bool), PduError> {
     Ok((final_, cont))
 }
 
+/// Text Request (§11.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextRequest {
+    /// I: immediate delivery.
     pub immediate: bool,
+    /// F: the initiator's last text of this exchange.
     pub final_: bool,
+    /// C: the text continues in the next PDU (never with F).
     pub continue_: bool,
+    /// LUN; unused by the keys RFC 7143 defines.
     pub lun: Lun,
+    /// Initiator Task Tag, the same for every PDU of one exchange.
     pub itt: Itt,
     /// Reserved for a new exchange; the target's TTT when continuing one.
     pub ttt: Ttt,
+    /// CmdSN.
     pub cmd_sn: u32,
+    /// ExpStatSN: acknowledges status up to this StatSN.
     pub exp_stat_sn: u32,
+    /// key=value text.
     pub data: Bytes,
 }
 
@@ -67,17 +76,26 @@ impl TextRequest {
     }
 }
 
+/// Text Response (§11.11).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextResponse {
+    /// F: the target's last text of this exchange.
     pub final_: bool,
+    /// C: the text continues in the next PDU (never with F).
     pub continue_: bool,
+    /// LUN, echoed from the request.
     pub lun: Lun,
+    /// Initiator Task Tag of the exchange.
     pub itt: Itt,
     /// Not reserved while the target has more to send.
     pub ttt: Ttt,
+    /// StatSN.
     pub stat_sn: u32,
+    /// ExpCmdSN: the next CmdSN the target expects.
     pub exp_cmd_sn: u32,
+    /// MaxCmdSN: the highest CmdSN the target will accept.
     pub max_cmd_sn: u32,
+    /// key=value text.
     pub data: Bytes,
 }
 

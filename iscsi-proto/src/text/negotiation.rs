@@ -410,12 +410,11 @@ impl Negotiation {
     /// the MaxBurstLength in force, since it must never exceed it.
     fn responder_value(&self, def: &KeyDef) -> Option<Value> {
         let ours = self.policy.value_for(def)?;
-        if def.irrelevant == Irrelevance::DiscoveryOrNoUnsolicitedData {
-            if let (Value::Number(fbl), Some(mbl)) =
+        if def.irrelevant == Irrelevance::DiscoveryOrNoUnsolicitedData
+            && let (Value::Number(fbl), Some(mbl)) =
                 (&ours, self.effective_number("MaxBurstLength"))
-            {
-                return Some(Value::Number((*fbl).min(mbl)));
-            }
+        {
+            return Some(Value::Number((*fbl).min(mbl)));
         }
         Some(ours)
     }
