@@ -14,7 +14,7 @@
 //!   [`Failback`] and [`NoPathRetry`] of [`VolumeOptions`], and a
 //!   [`VolumeStatus`] per path.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod checker;
 pub mod connection_info;

@@ -1,6 +1,9 @@
 //! `riscsi`: the command-line front end of the riscsi iSCSI initiator
 //! (discover, inquiry, copy, bench, connector).
 #![forbid(unsafe_code)]
+// The doc comments of the argument structs are clap's --help text, where
+// `[...]` marks an optional part (`host[:port]`), not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 mod auth;
 mod cli;
