@@ -233,10 +233,10 @@ fn unwrap_envelope(value: &Value) -> Result<&serde_json::Map<String, Value>, Con
         .ok_or(ConnectionInfoError::NotAnObject { found: kind(value) })?;
     let top_fields = Fields(top);
     let volume_type = top_fields.string("driver_volume_type")?;
-    if let Some(t) = volume_type {
-        if t != "iscsi" {
-            return Err(ConnectionInfoError::WrongVolumeType { found: shorten(t) });
-        }
+    if let Some(t) = volume_type
+        && t != "iscsi"
+    {
+        return Err(ConnectionInfoError::WrongVolumeType { found: shorten(t) });
     }
     // The bare data object has neither key: these two mark the envelope.
     match top_fields.get("data") {
@@ -305,10 +305,10 @@ fn targets(f: &Fields<'_>) -> Result<Targets, ConnectionInfoError> {
     if iqns.len() != portals.len() {
         return Err(lengths("target_iqns", iqns.len()));
     }
-    if let Some(luns) = luns {
-        if luns.len() != portals.len() {
-            return Err(lengths("target_luns", luns.len()));
-        }
+    if let Some(luns) = luns
+        && luns.len() != portals.len()
+    {
+        return Err(lengths("target_luns", luns.len()));
     }
     if portals.is_empty() {
         return Err(E::EmptyList {

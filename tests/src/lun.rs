@@ -78,7 +78,7 @@ impl LunSpec {
         if self.block_size != 512 && self.block_size != 4096 {
             return invalid(format!("block size {} is not 512 or 4096", self.block_size));
         }
-        if self.size == 0 || self.size % u64::from(self.block_size) != 0 {
+        if self.size == 0 || !self.size.is_multiple_of(u64::from(self.block_size)) {
             return invalid(format!(
                 "LUN size {} is not a positive multiple of the block size {}",
                 self.size, self.block_size

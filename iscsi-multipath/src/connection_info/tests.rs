@@ -748,10 +748,9 @@ proptest! {
         let mut bytes = text.into_bytes();
         let at = cut % bytes.len();
         bytes[at] = byte;
-        if let Ok(text) = String::from_utf8(bytes) {
-            if let Err(e) = ConnectionInfo::parse(&text) {
+        if let Ok(text) = String::from_utf8(bytes)
+            && let Err(e) = ConnectionInfo::parse(&text) {
                 prop_assert!(!e.to_string().contains(PASSWORD));
             }
-        }
     }
 }

@@ -43,7 +43,7 @@ pub trait BlockDevice: ScsiExecutor {
     /// The WRITE for `data` at `lba` (whole blocks), as a replayable command.
     fn write_command_at(&self, lba: u64, data: Bytes, fua: bool) -> Result<Command, Self::Error> {
         let bs = self.geometry().block_size as usize;
-        if data.len() % bs != 0 || data.len() / bs > u32::MAX as usize {
+        if !data.len().is_multiple_of(bs) || data.len() / bs > u32::MAX as usize {
             return Err(self.bad(format!(
                 "write of {} bytes is not whole {bs}-byte blocks",
                 data.len()

@@ -184,7 +184,7 @@ fn display_name(arg: &str, stream: &str) -> String {
 /// maximum transfer length when it reports one.
 fn io_blocks(io_size: u64, depth: u32, block_size: u32, max_transfer_blocks: u32) -> Result<u32> {
     let bs = u64::from(block_size);
-    if io_size == 0 || io_size % bs != 0 {
+    if io_size == 0 || !io_size.is_multiple_of(bs) {
         return Err(CliError::usage(format!(
             "--io-size {io_size} is not a positive multiple of the {bs}-byte block size"
         )));
@@ -211,7 +211,7 @@ fn io_blocks(io_size: u64, depth: u32, block_size: u32, max_transfer_blocks: u32
 /// first block.
 fn check_alignment(offset: u64, length: Option<u64>, block_size: u32) -> Result<u64> {
     let bs = u64::from(block_size);
-    if offset % bs != 0 {
+    if !offset.is_multiple_of(bs) {
         return Err(CliError::usage(format!(
             "--offset {offset} is not a multiple of the {bs}-byte block size"
         )));

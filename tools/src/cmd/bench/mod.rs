@@ -115,7 +115,7 @@ fn region(
     max_transfer_blocks: u32,
 ) -> Result<Region> {
     let bs = u64::from(block_size);
-    if io_bytes == 0 || io_bytes % bs != 0 {
+    if io_bytes == 0 || !io_bytes.is_multiple_of(bs) {
         return Err(CliError::usage(format!(
             "--block {io_bytes} is not a positive multiple of the {bs}-byte block size"
         )));
