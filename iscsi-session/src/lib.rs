@@ -22,6 +22,7 @@
 //! is young, and `default-features = false` already gives an embedder the
 //! core without tokio.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod block;
 pub mod core;
