@@ -13,6 +13,55 @@
 //!   ([`iscsi_session::BlockDevice`]) on top, with the [`Policy`],
 //!   [`Failback`] and [`NoPathRetry`] of [`VolumeOptions`], and a
 //!   [`VolumeStatus`] per path.
+//!
+//! # Example
+//!
+//! Embedding: open a volume from the storage service's `connection_info`,
+//! do block I/O through [`iscsi_session::BlockDevice`], show the paths,
+//! close.
+//!
+//! ```no_run
+//! use iscsi_multipath::{ConnectionInfo, MultipathVolume, SessionTemplate, VolumeOptions};
+//! use iscsi_session::BlockDevice;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Two portals of one target; `target_portal` names the main path.
+//!     let info = ConnectionInfo::parse(
+//!         r#"{"driver_volume_type": "iscsi", "data": {
+//!             "target_portal": "192.0.2.10:3260",
+//!             "target_iqn": "iqn.2010-10.org.openstack:volume-1",
+//!             "target_lun": 1,
+//!             "target_portals": ["192.0.2.10:3260", "198.51.100.10:3260"],
+//!             "target_iqns": ["iqn.2010-10.org.openstack:volume-1",
+//!                             "iqn.2010-10.org.openstack:volume-1"],
+//!             "target_luns": [1, 1],
+//!             "auth_method": "CHAP",
+//!             "auth_username": "host1",
+//!             "auth_password": "a-long-shared-secret"
+//!         }}"#,
+//!     )?;
+//!     let template = SessionTemplate::new("iqn.2004-10.com.example:host1");
+//!     // Returns once one path is usable; the others join in the background.
+//!     let volume =
+//!         MultipathVolume::open_connection_info(&info, &template, VolumeOptions::default())
+//!             .await?;
+//!
+//!     // Commands go to the paths the policy picks and fail over on path
+//!     // errors; the caller sees one block device.
+//!     let block = volume.read(0, 1).await?;
+//!     // Any `bytes::Bytes` will do (a `Vec<u8>` converts with `.into()`):
+//!     // here the block read, written back unchanged with FUA.
+//!     volume.write(0, block.to_bytes(), true).await?;
+//!     volume.flush().await?;
+//!
+//!     for path in volume.status().paths {
+//!         println!("{} {} {:?} {:?}", path.portal, path.iqn, path.role, path.state);
+//!     }
+//!     volume.close().await;
+//!     Ok(())
+//! }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

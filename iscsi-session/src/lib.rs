@@ -21,7 +21,45 @@
 //! quinn-proto): the core and the driver change together while the project
 //! is young, and `default-features = false` already gives an embedder the
 //! core without tokio.
+//!
+//! # Example
+//!
+//! One LUN through one portal: log in, read a block, write it back, log
+//! out. `Session` is the tokio runtime's handle; the block calls come from
+//! the [`BlockDevice`] trait, the same on a multipath volume.
+//!
+//! ```no_run
+//! use iscsi_session::{BlockDevice, Portal, Session, SessionConfig};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let portal: Portal = "192.0.2.10:3260".parse()?;
+//!     let config = SessionConfig::new(
+//!         portal,
+//!         "iqn.2003-01.org.linux-iscsi.storage:vol1",
+//!         "iqn.2004-10.com.example:host1",
+//!     );
+//!     // Returns once logged in; after that the session logs in again by
+//!     // itself when the connection fails.
+//!     let session = Session::connect(config).await?;
+//!
+//!     // TEST UNIT READY (waiting out UNIT ATTENTIONs), then the geometry.
+//!     let lun = session.open_lun(1).await?;
+//!     let geometry = lun.geometry();
+//!     println!("{} blocks of {} bytes", geometry.blocks, geometry.block_size);
+//!
+//!     let block = lun.read(0, 1).await?;
+//!     let data: bytes::Bytes = block.to_bytes();
+//!     // FUA: on stable storage when the write returns.
+//!     lun.write(0, data, true).await?;
+//!     lun.flush().await?;
+//!
+//!     session.logout().await?;
+//!     Ok(())
+//! }
+//! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod block;
 pub mod core;

@@ -18,8 +18,11 @@ pub const OUR_CHALLENGE_LEN: usize = 32;
 /// A CHAP_A algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChapAlgorithm {
+    /// MD5 (CHAP_A 5): the one every target implements.
     Md5,
+    /// SHA-1 (CHAP_A 6).
     Sha1,
+    /// SHA-256 (CHAP_A 7).
     Sha256,
 }
 
@@ -33,6 +36,7 @@ impl ChapAlgorithm {
         }
     }
 
+    /// The algorithm of a CHAP_A number; `None` for one we do not implement.
     pub fn from_code(code: u64) -> Option<Self> {
         match code {
             5 => Some(ChapAlgorithm::Md5),
@@ -42,6 +46,7 @@ impl ChapAlgorithm {
         }
     }
 
+    /// The name, for logs and errors.
     pub fn name(self) -> &'static str {
         match self {
             ChapAlgorithm::Md5 => "MD5",
@@ -70,7 +75,9 @@ impl ChapAlgorithm {
 /// The challenge we send the target in mutual CHAP, kept to check its answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OurChallenge {
+    /// CHAP_I: the identifier the target's response must hash.
     pub identifier: u8,
+    /// CHAP_C: the random challenge, [`OUR_CHALLENGE_LEN`] bytes.
     pub challenge: Vec<u8>,
 }
 

@@ -17,23 +17,36 @@ pub enum Direction {
     /// No data phase (TEST UNIT READY, SYNCHRONIZE CACHE...).
     None,
     /// The target sends up to `expected_len` bytes.
-    Read { expected_len: u32 },
+    Read {
+        /// Expected Data Transfer Length: the buffer the CDB's allocation
+        /// or transfer length asks for.
+        expected_len: u32,
+    },
     /// We send these bytes (cheap to clone: replaying shares the buffer).
-    Write { data: Bytes },
+    Write {
+        /// The whole payload, sent as immediate, unsolicited or solicited
+        /// data as negotiated.
+        data: Bytes,
+    },
 }
 
 /// One SCSI command, replayable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
+    /// The logical unit addressed.
     pub lun: Lun,
+    /// The SCSI command descriptor block.
     pub cdb: Cdb,
+    /// The data phase, with the write payload.
     pub direction: Direction,
+    /// The SAM task attribute; SIMPLE unless set.
     pub attribute: TaskAttribute,
     /// Overrides the session's command timeout.
     pub timeout: Option<Duration>,
 }
 
 impl Command {
+    /// A SIMPLE task with the session's command timeout.
     pub fn new(lun: Lun, cdb: Cdb, direction: Direction) -> Self {
         Command {
             lun,
@@ -44,6 +57,8 @@ impl Command {
         }
     }
 
+    /// The command with its own timeout, e.g. for a slow FORMAT or a long
+    /// WRITE SAME.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -74,6 +89,7 @@ pub struct ReadData {
 }
 
 impl ReadData {
+    /// No data.
     pub fn new() -> Self {
         ReadData::default()
     }
@@ -85,10 +101,12 @@ impl ReadData {
         }
     }
 
+    /// Bytes received, over all segments.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// No byte was received.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -143,13 +161,24 @@ impl From<Bytes> for ReadData {
 
 /// SCSI status bytes (SAM-5) the session itself needs to recognise.
 pub mod status {
+    /// The command completed successfully.
     pub const GOOD: u8 = 0x00;
+    /// The command failed or has something to report: the sense data says
+    /// what.
     pub const CHECK_CONDITION: u8 = 0x02;
+    /// A successful PRE-FETCH: counts as success.
     pub const CONDITION_MET: u8 = 0x04;
+    /// The logical unit cannot take the command now; retry later.
     pub const BUSY: u8 = 0x08;
+    /// Another initiator holds a reservation on the logical unit (SPC
+    /// persistent reservations).
     pub const RESERVATION_CONFLICT: u8 = 0x18;
+    /// The logical unit has no room for another task; retry later.
     pub const TASK_SET_FULL: u8 = 0x28;
+    /// An auto contingent allegiance condition is in effect (NACA=1 only).
     pub const ACA_ACTIVE: u8 = 0x30;
+    /// Aborted by another initiator's action (TAS=1 in the Control mode
+    /// page).
     pub const TASK_ABORTED: u8 = 0x40;
 }
 
@@ -159,14 +188,20 @@ pub mod status {
 pub struct CommandOutcome {
     /// The task's Initiator Task Tag on the connection that ran it.
     pub itt: Itt,
+    /// The SCSI status byte ([`status`]).
     pub status: u8,
     /// Sense data without the iSCSI SenseLength prefix.
     pub sense: Option<Bytes>,
+    /// The Data-In payload; empty for writes and commands without data.
     pub data: ReadData,
+    /// The residual the SCSI Response reported: how much less (or more)
+    /// the target transferred than the expected length.
     pub residual: Residual,
 }
 
 impl CommandOutcome {
+    /// GOOD or CONDITION MET. A CHECK CONDITION reporting a recovered error
+    /// is not counted; [`crate::RetryPolicy::judge`] accepts it.
     pub fn is_good(&self) -> bool {
         self.status == status::GOOD || self.status == status::CONDITION_MET
     }

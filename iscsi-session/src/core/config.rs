@@ -14,11 +14,14 @@ use crate::core::secret::Secret;
 /// CHAP credentials for one direction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChapCredentials {
+    /// CHAP_N: the name we send, or the one the target must send back.
     pub username: String,
+    /// The shared secret; it never prints ([`Secret`]).
     pub secret: Secret,
 }
 
 impl ChapCredentials {
+    /// Credentials from a CHAP name and secret.
     pub fn new(username: impl Into<String>, secret: impl Into<Secret>) -> Self {
         ChapCredentials {
             username: username.into(),
@@ -40,6 +43,7 @@ pub struct ChapConfig {
 }
 
 impl ChapConfig {
+    /// The target authenticates us only; CHAP_A offers MD5 alone.
     pub fn one_way(initiator: ChapCredentials) -> Self {
         ChapConfig {
             initiator,
@@ -48,6 +52,8 @@ impl ChapConfig {
         }
     }
 
+    /// Both ways: we answer the target's challenge, then challenge it and
+    /// check its answer against `target`; CHAP_A offers MD5 alone.
     pub fn mutual(initiator: ChapCredentials, target: ChapCredentials) -> Self {
         ChapConfig {
             initiator,
@@ -73,16 +79,34 @@ pub enum DigestPreference {
 /// would pick for throughput: large bursts, immediate data, no initial R2T.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperationalPreferences {
+    /// HeaderDigest (§13.1): CRC32C over each PDU header.
     pub header_digest: DigestPreference,
+    /// DataDigest (§13.1): CRC32C over each data segment.
     pub data_digest: DigestPreference,
-    /// Largest data segment we accept (declared to the target).
+    /// MaxRecvDataSegmentLength (§13.12): the largest data segment we
+    /// accept, declared to the target; 512 to 2^24 - 1 bytes.
     pub max_recv_data_segment_length: u32,
+    /// MaxBurstLength (§13.13): the most data in one Data-In or solicited
+    /// Data-Out sequence; 512 to 2^24 - 1 bytes.
     pub max_burst_length: u32,
+    /// FirstBurstLength (§13.14): the unsolicited data (immediate and
+    /// Data-Out before the first R2T) a write may carry; at most
+    /// `max_burst_length`.
     pub first_burst_length: u32,
+    /// InitialR2T (§13.10): `true` makes every write wait for an R2T before
+    /// unsolicited Data-Out; the result is the OR of both sides' values.
     pub initial_r2t: bool,
+    /// ImmediateData (§13.11): write data may ride in the SCSI Command PDU;
+    /// the result is the AND of both sides' values.
     pub immediate_data: bool,
+    /// MaxOutstandingR2T (§13.17): R2Ts in flight per task; 1 to 65535.
     pub max_outstanding_r2t: u32,
+    /// DefaultTime2Wait (§13.15), in seconds: the least wait after a
+    /// connection fails before logging in again.
     pub default_time2wait: u32,
+    /// DefaultTime2Retain (§13.16), in seconds: how long the target keeps
+    /// tasks for reassignment after a connection fails. 0 by default: at
+    /// ErrorRecoveryLevel 0 tasks are never reassigned.
     pub default_time2retain: u32,
 }
 
@@ -193,13 +217,20 @@ impl Default for Timeouts {
 /// Configuration of one session to one target through one portal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
+    /// Where to connect; a login redirect may move the session elsewhere.
     pub portal: Portal,
-    /// `None` for a discovery session.
+    /// TargetName (RFC 7143 §13.4); `None` for a discovery session.
     pub target_name: Option<String>,
+    /// InitiatorName (§13.5): our IQN, which the target's ACLs check.
     pub initiator_name: String,
+    /// InitiatorAlias (§13.7), sent when set: a friendly name for the
+    /// target's logs.
     pub initiator_alias: Option<String>,
+    /// CHAP authentication; `None` offers AuthMethod=None.
     pub chap: Option<ChapConfig>,
+    /// The operational keys offered at login (§13).
     pub operational: OperationalPreferences,
+    /// The timeouts of every exchange.
     pub timeouts: Timeouts,
     /// Fixed ISID; by default derived from initiator, target and portal.
     pub isid: Option<Isid>,
@@ -247,6 +278,7 @@ impl SessionConfig {
         }
     }
 
+    /// A discovery session: no target name (SessionType=Discovery).
     pub fn is_discovery(&self) -> bool {
         self.target_name.is_none()
     }
@@ -323,18 +355,25 @@ impl SessionConfig {
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// [`SessionConfig::initiator_name`] is empty.
     #[error("no initiator name configured")]
     MissingInitiatorName,
+    /// [`SessionConfig::target_name`] is `Some("")`.
     #[error("empty target name")]
     MissingTargetName,
+    /// A CHAP secret, ours or the target's, is empty.
     #[error("empty CHAP secret")]
     EmptySecret,
+    /// [`ChapConfig::algorithms`] is empty.
     #[error("no CHAP algorithm to offer")]
     NoChapAlgorithm,
+    /// Mutual CHAP with one secret both ways, which RFC 7143 §12.1.3
+    /// forbids: a reflected challenge would authenticate an impostor.
     #[error(
         "the mutual CHAP secret equals the initiator's secret; RFC 7143 forbids one secret for both directions"
     )]
     SameSecretBothWays,
+    /// The named value is zero, too large, or inconsistent with another.
     #[error("{0} out of range")]
     OutOfRange(&'static str),
 }

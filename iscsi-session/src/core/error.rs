@@ -119,69 +119,176 @@ pub enum Delivery {
 /// Everything that can go wrong in a session.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    /// [`crate::SessionConfig::validate`] refused the configuration: nothing
+    /// was sent.
     #[error("invalid configuration for {ctx}: {source}")]
     Config {
+        /// The path the configuration was for.
         ctx: PathContext,
+        /// What is wrong with it.
         source: ConfigError,
     },
+    /// The TCP connection could not be made, or it ended before the login
+    /// did.
     #[error("cannot connect to {ctx}: {reason}")]
-    Connect { ctx: PathContext, reason: String },
+    Connect {
+        /// The portal tried (after redirects, the one redirected to).
+        ctx: PathContext,
+        /// The socket error, or why the connection ended.
+        reason: String,
+    },
+    /// The target ended the login with a failure status (RFC 7143 §11.13.5)
+    /// that is neither a CHAP refusal nor an authentication failure.
     #[error("login to {ctx} refused: {status}")]
     LoginRejected {
+        /// The path logged in to.
         ctx: PathContext,
+        /// Status-Class and Status-Detail of the Login Response.
         status: LoginStatus,
     },
+    /// CHAP failed: the target refused our response, or it sent a malformed
+    /// challenge, or (mutual CHAP) its own response did not check out.
     #[error("CHAP authentication with {ctx} failed: {reason}")]
-    Authentication { ctx: PathContext, reason: String },
+    Authentication {
+        /// The path logged in to.
+        ctx: PathContext,
+        /// What failed; never a secret.
+        reason: String,
+    },
+    /// The target picked no CHAP_A algorithm we offered, or refused the
+    /// login right after our algorithm list or a non-MD5 answer (how targets
+    /// that do not know an algorithm, or number SHA-1 as 7, react). When the
+    /// configuration allows MD5 among others, the login is tried once more
+    /// with MD5 alone before this error surfaces.
     #[error("login to {ctx}: the target refused CHAP with algorithms {offered}{}", status_suffix(.status))]
     ChapAlgorithmRejected {
+        /// The path logged in to.
         ctx: PathContext,
+        /// The CHAP_A list we offered, by name.
         offered: String,
+        /// The Login Response status, when the refusal was one; `None` when
+        /// the target answered with an algorithm we did not offer.
         status: Option<LoginStatus>,
     },
+    /// Operational negotiation (RFC 7143 §13) ended in values we cannot run
+    /// with: ErrorRecoveryLevel above 0, CRC32C refused where it is required,
+    /// an invalid key or value.
     #[error("login negotiation with {ctx} failed: {reason}")]
-    Negotiation { ctx: PathContext, reason: String },
+    Negotiation {
+        /// The path logged in to.
+        ctx: PathContext,
+        /// The key and what was wrong with it.
+        reason: String,
+    },
+    /// The target redirected the login more than
+    /// [`crate::SessionConfig::max_redirects`] times.
     #[error("login to {ctx}: too many redirects (last to {last})")]
-    TooManyRedirects { ctx: PathContext, last: Portal },
+    TooManyRedirects {
+        /// The portal of the last login attempted.
+        ctx: PathContext,
+        /// Where the target redirected that last attempt to.
+        last: Portal,
+    },
+    /// The connection broke the protocol: a PDU that cannot be decoded or
+    /// has no place in this phase, a Reject of one of our PDUs, an
+    /// inconsistent answer to a task. The connection is dropped.
     #[error("{ctx}: protocol error: {reason}")]
-    Protocol { ctx: PathContext, reason: String },
+    Protocol {
+        /// The path it happened on.
+        ctx: PathContext,
+        /// What the target did wrong.
+        reason: String,
+    },
+    /// The connection failed in full feature phase (socket error, the target
+    /// closed it).
     #[error("{ctx}: connection lost: {reason}")]
-    ConnectionLost { ctx: PathContext, reason: String },
+    ConnectionLost {
+        /// The path it happened on.
+        ctx: PathContext,
+        /// The socket error or how the connection ended.
+        reason: String,
+    },
+    /// A session-level wait ran out: login, logout, a NOP-Out ping or a task
+    /// management request (a command's own timeout is a
+    /// [`TaskFailure::Timeout`] in [`Error::Command`]).
     #[error("{ctx}: {what} timed out after {after:?}")]
     Timeout {
+        /// The path it happened on.
         ctx: PathContext,
+        /// The exchange that timed out: "login", "logout", "NOP-Out ping",
+        /// "task management".
         what: &'static str,
+        /// The timeout that ran out ([`crate::Timeouts`]).
         after: Duration,
     },
+    /// A SCSI command ended without a SCSI status.
     #[error("{ctx} LUN {lun}: SCSI opcode {opcode:#04x} (ITT {itt}) {failure}")]
     Command {
+        /// The path it was sent on.
         ctx: PathContext,
+        /// The LUN it was addressed to.
         lun: Lun,
+        /// Its Initiator Task Tag, to match the target's logs.
         itt: Itt,
+        /// The CDB's operation code.
         opcode: u8,
+        /// Why it ended, and whether it reached the target.
         failure: TaskFailure,
     },
+    /// A SCSI command completed, but not successfully: a status other than
+    /// GOOD or CONDITION MET, short of a CHECK CONDITION reporting a
+    /// recovered error (SAM-5 §5.3). This is the block API's view;
+    /// `Session::execute` returns the same completion as an `Ok` outcome.
     #[error("{ctx} LUN {lun}: SCSI opcode {opcode:#04x} (ITT {itt}) returned status {status:#04x}{}", sense_suffix(.sense))]
     Scsi {
+        /// The path it ran on.
         ctx: PathContext,
+        /// The LUN it was addressed to.
         lun: Lun,
+        /// Its Initiator Task Tag.
         itt: Itt,
+        /// The CDB's operation code.
         opcode: u8,
+        /// The SCSI status byte ([`crate::core::command::status`]).
         status: u8,
+        /// Sense data for a CHECK CONDITION, without the SenseLength prefix.
         sense: Option<Bytes>,
     },
     /// The same-path retries of [`crate::RetryPolicy`] are spent: the
     /// condition is the path's, so a multipath caller should try another.
     #[error("{last} (still after {attempts} attempts on this path)")]
-    RetriesExhausted { attempts: u32, last: Box<Error> },
+    RetriesExhausted {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The error of the last attempt.
+        last: Box<Error>,
+    },
+    /// An answer that makes no sense to the layer that asked: a short read,
+    /// unparsable INQUIRY or SendTargets data, a request out of range (such
+    /// as an unaddressable LUN or blocks past the end of the LU).
     #[error("{ctx}: unexpected answer: {reason}")]
-    BadResponse { ctx: PathContext, reason: String },
+    BadResponse {
+        /// The path it happened on.
+        ctx: PathContext,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The session is logged out or going down, so the request was not
+    /// served ([`Delivery::NotSent`] for a command).
     #[error("{ctx}: session closed")]
-    Closed { ctx: PathContext },
+    Closed {
+        /// The path of the session.
+        ctx: PathContext,
+    },
     /// Logins stopped after a failure retrying cannot fix (wrong CHAP
     /// secret, no such target, not authorized); `reconnect_now` tries again.
     #[error("{cause}; logins stopped")]
-    LoginGaveUp { ctx: PathContext, cause: Box<Error> },
+    LoginGaveUp {
+        /// The path of the session.
+        ctx: PathContext,
+        /// The login failure that stopped the retries.
+        cause: Box<Error>,
+    },
 }
 
 fn status_suffix(status: &Option<LoginStatus>) -> String {

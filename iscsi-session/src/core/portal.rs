@@ -13,7 +13,9 @@ pub const DEFAULT_PORT: u16 = 3260;
 /// until connect time; IPv6 hosts are kept without brackets.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Portal {
+    /// DNS name or IP literal; an IPv6 address without brackets.
     pub host: String,
+    /// TCP port, [`DEFAULT_PORT`] unless the target says otherwise.
     pub port: u16,
 }
 
@@ -21,11 +23,14 @@ pub struct Portal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid portal {input:?}: {reason}")]
 pub struct PortalParseError {
+    /// The string as given.
     pub input: String,
+    /// What is wrong with it.
     pub reason: String,
 }
 
 impl Portal {
+    /// A portal from a host (no brackets around IPv6) and a port.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
         Portal {
             host: host.into(),

@@ -8,6 +8,8 @@ use std::fmt;
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    /// Takes ownership of the bytes; they are zeroed (best effort) when
+    /// dropped.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
         Secret(bytes.into())
     }
@@ -17,6 +19,7 @@ impl Secret {
         &self.0
     }
 
+    /// An empty secret, which [`crate::SessionConfig::validate`] refuses.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -14,14 +14,23 @@ use crate::core::secret::Secret;
 /// [`Secret`]s) and its `Display` prints them as `***`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IscsiUrl {
+    /// `host[:port]` (port 3260 when absent).
     pub portal: Portal,
     /// `None` for a portal-only URL.
     pub target: Option<String>,
+    /// The LUN after the target (below 16384); `None` for a portal-only URL.
     pub lun: Option<u16>,
+    /// Our CHAP name, from `user@`.
     pub user: Option<String>,
+    /// Our CHAP secret, from `user%password@`; without it, [`IscsiUrl::chap`]
+    /// takes the fallback secret.
     pub password: Option<Secret>,
+    /// The target's CHAP name for mutual CHAP (`target_user=`).
     pub target_user: Option<String>,
+    /// The target's CHAP secret for mutual CHAP (`target_password=`).
     pub target_password: Option<Secret>,
+    /// `header_digest=none|crc32c|crc32c-none|none-crc32c`; `None` keeps the
+    /// configuration's default.
     pub header_digest: Option<DigestPreference>,
 }
 

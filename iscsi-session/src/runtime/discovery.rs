@@ -13,7 +13,9 @@ use crate::runtime::session::Session;
 /// One path a discovery answer names: a target through a portal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DiscoveredPath {
+    /// The target's IQN (TargetName).
     pub target: String,
+    /// A portal the target is reached through (TargetAddress).
     pub portal: Portal,
     /// Target portal group tag (absent when the target named no address and
     /// the path is the discovery portal itself).
