@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use iscsi_proto::codec::{Digests, EncodedPdu, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
-    Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Pdu, TaskMgmtRequest,
-    TextRequest, TmfFunction, Ttt,
+    BHS_LEN, Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Opcode, Pdu,
+    TaskMgmtRequest, TextRequest, TmfFunction, Ttt,
 };
 use iscsi_proto::text::{Digest, OperationalParams};
 use rand::SeedableRng;
@@ -31,7 +31,7 @@ use tracing::{debug, warn};
 
 use crate::core::command::{Command, CommandOutcome, Direction};
 use crate::core::config::SessionConfig;
-use crate::core::error::{Error, PathContext, TaskFailure};
+use crate::core::error::{Error, PathContext, TaskFailure, quote_peer_bytes};
 use crate::core::login::{Login, LoginStep};
 
 pub use event::{ConnectionEvent, TargetEvent, Unfinished};
@@ -46,6 +46,9 @@ const RECEIVE_ALLOCATION: usize = 4 * 1024 * 1024;
 
 /// Largest text response (SendTargets) we assemble; a target with more is hostile.
 pub const MAX_TEXT_RESPONSE: usize = 1024 * 1024;
+
+/// Bytes of a non-iSCSI peer's first answer kept for the error.
+const PEEK_LEN: usize = 64;
 
 /// Where the connection is in its life.
 #[derive(Debug)]
@@ -264,27 +267,92 @@ impl<U> Connection<U> {
         self.now = now;
         while !matches!(self.phase, Phase::Closed) {
             let before = self.rx.len();
+            // Until a first PDU decodes, the peer may not speak iSCSI at all:
+            // keep the start of what it sent for the error (a decoded PDU
+            // leaves the buffer).
+            let first = self
+                .awaiting_first_pdu()
+                .then(|| self.rx[..self.rx.len().min(PEEK_LEN)].to_vec());
             match self.decoder.decode(&mut self.rx) {
                 Ok(Some(pdu)) => {
                     self.stats.pdus_received += 1;
                     self.stats.bytes_received += (before - self.rx.len()) as u64;
                     self.last_received = now;
+                    if let Some(first) = first
+                        && !matches!(pdu, Pdu::LoginResponse(_))
+                    {
+                        // Text in another protocol often parses as a BHS of
+                        // some opcode: the PDU itself says nothing useful.
+                        let error = self.not_iscsi(&first);
+                        self.fail(error);
+                        break;
+                    }
                     self.handle_pdu(pdu, now);
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    if self.surely_not_iscsi() {
+                        let error = self.not_iscsi(&self.rx);
+                        self.fail(error);
+                    }
+                    break;
+                }
                 Err(e) => {
-                    let reason = format!("undecodable PDU: {e}");
-                    self.fail(Error::Protocol {
-                        ctx: self.ctx.clone(),
-                        reason,
-                    });
+                    let error = match first {
+                        Some(first) => self.not_iscsi(&first),
+                        None => Error::Protocol {
+                            ctx: self.ctx.clone(),
+                            reason: format!("undecodable PDU: {e}"),
+                        },
+                    };
+                    self.fail(error);
                 }
             }
         }
     }
 
+    /// In login, before any PDU from the target was decoded.
+    fn awaiting_first_pdu(&self) -> bool {
+        matches!(self.phase, Phase::Login(_)) && self.stats.pdus_received == 0
+    }
+
+    /// Whether the bytes waiting in the buffer, short of a whole PDU, cannot
+    /// begin the Login Response we wait for. Decided once there is a line
+    /// (text protocols answer with one) or a whole BHS, so that the error can
+    /// quote something readable; until then the peer closing, or the login
+    /// timeout, decides.
+    fn surely_not_iscsi(&self) -> bool {
+        let Some(&first) = self.rx.first() else {
+            return false;
+        };
+        self.awaiting_first_pdu()
+            && first & 0x3f != Opcode::LoginResponse.code()
+            && (self.rx.len() >= BHS_LEN || self.rx.contains(&b'\n'))
+    }
+
+    /// Bytes were received but no PDU, and they cannot start a Login Response.
+    fn partial_garbage(&self) -> bool {
+        self.awaiting_first_pdu()
+            && self
+                .rx
+                .first()
+                .is_some_and(|&b| b & 0x3f != Opcode::LoginResponse.code())
+    }
+
+    fn not_iscsi(&self, sent: &[u8]) -> Error {
+        Error::NotIscsi {
+            ctx: self.ctx.clone(),
+            sent: quote_peer_bytes(sent),
+        }
+    }
+
     /// The peer closed the socket or it failed.
     pub fn handle_disconnect(&mut self, reason: impl Into<String>) {
+        if self.partial_garbage() {
+            // An HTTP server answers our Login Request and hangs up.
+            let error = self.not_iscsi(&self.rx);
+            self.fail(error);
+            return;
+        }
         if !matches!(self.phase, Phase::Closed) {
             let reason = reason.into();
             let err = match self.phase {
@@ -370,6 +438,11 @@ impl<U> Connection<U> {
         if let Some(deadline) = self.phase_deadline
             && now >= deadline
         {
+            if self.partial_garbage() {
+                let error = self.not_iscsi(&self.rx);
+                self.fail(error);
+                return;
+            }
             let (what, after) = match self.phase {
                 Phase::Login(_) => ("login", self.config.timeouts.login),
                 _ => ("logout", self.config.timeouts.logout),
