@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 use crate::core::command::{Command, CommandOutcome, Direction};
 use crate::core::config::SessionConfig;
 use crate::core::error::{Error, PathContext, TaskFailure, quote_peer_bytes};
-use crate::core::login::{Login, LoginStep};
+use crate::core::login::{ChapDiagnosis, Login, LoginStep};
 
 pub use event::{ConnectionEvent, TargetEvent, Unfinished};
 use scsi_task::ScsiTask;
@@ -153,6 +153,8 @@ pub struct Connection<U = ()> {
     /// Our outstanding NOP-Out and when the connection is declared dead.
     ping: Option<(Itt, Instant)>,
     stats: ConnectionStats,
+    /// What a refused login found out about CHAP.
+    chap_diagnosis: Option<ChapDiagnosis>,
 }
 
 impl Connection<()> {
@@ -173,12 +175,32 @@ impl<U> Connection<U> {
     /// As [`Connection::with_token`] with a chosen random source (tests; CHAP
     /// challenges come from it).
     pub fn with_rng(config: Arc<SessionConfig>, tsih: u16, now: Instant, rng: StdRng) -> Self {
+        Connection::build(config, tsih, now, rng, false)
+    }
+
+    /// A login that only checks whether the target accepts our CHAP
+    /// response when we do not challenge it; it always ends closed, its
+    /// verdict in [`Connection::chap_diagnosis`] and its error.
+    pub(crate) fn checking_credentials(config: Arc<SessionConfig>, now: Instant) -> Self {
+        Connection::build(config, 0, now, StdRng::from_entropy(), true)
+    }
+
+    fn build(
+        config: Arc<SessionConfig>,
+        tsih: u16,
+        now: Instant,
+        rng: StdRng,
+        credentials_check: bool,
+    ) -> Self {
         let ctx = PathContext {
             portal: config.portal.clone(),
             target: config.target_name.clone().unwrap_or_default(),
         };
         let initial_cmd_sn = 1;
         let mut login = Login::new(config.clone(), ctx.clone(), tsih, initial_cmd_sn, rng);
+        if credentials_check {
+            login = login.check_credentials_only();
+        }
         let first = login.start();
         let mut conn = Connection {
             ctx,
@@ -197,6 +219,7 @@ impl<U> Connection<U> {
             now,
             ping: None,
             stats: ConnectionStats::default(),
+            chap_diagnosis: None,
             config,
         };
         match first {
@@ -229,6 +252,10 @@ impl<U> Connection<U> {
     /// The TSIH the target assigned (0 before login completes).
     pub fn tsih(&self) -> u16 {
         self.tsih
+    }
+
+    pub(crate) fn chap_diagnosis(&self) -> Option<ChapDiagnosis> {
+        self.chap_diagnosis
     }
 
     /// Counters since the connection started.
@@ -922,7 +949,10 @@ impl<U> Connection<U> {
                     .push_back(ConnectionEvent::Redirected { portal, permanent });
                 self.close_with(None);
             }
-            Err(e) => self.fail(e),
+            Err(e) => {
+                self.chap_diagnosis = login.diagnosis();
+                self.fail(e);
+            }
         }
     }
 }
