@@ -41,6 +41,11 @@ async fn open(tgt: &impl Fixture, cfg: SessionConfig) -> (Session, SessionLun) {
 async fn plain_login_inquiry_capacity_and_logout() {
     let tgt = Tgt::builder().lun(LunSpec::new(8 << 20)).start().unwrap();
     let (session, lun) = open(&tgt, config(tgt.portals()[0], tgt.iqn())).await;
+    assert_eq!(
+        session.status().chap_algorithm,
+        None,
+        "no CHAP, no algorithm"
+    );
     let inquiry = lun.inquiry().await.unwrap();
     assert_eq!(inquiry.vendor, "IET");
     let g = lun.geometry();
@@ -494,6 +499,10 @@ async fn chap_algorithm_list_against_tgtd() {
     ];
     cfg.chap = Some(chap_config);
     let (session, lun) = open(&tgt, cfg).await;
+    assert_eq!(
+        session.status().chap_algorithm,
+        Some(iscsi_session::ChapAlgorithm::Md5)
+    );
     lun.read(0, 1).await.unwrap();
     session.logout().await.unwrap();
 }

@@ -29,6 +29,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tracing::{debug, warn};
 
+use crate::core::chap::ChapAlgorithm;
 use crate::core::command::{Command, CommandOutcome, Direction};
 use crate::core::config::SessionConfig;
 use crate::core::error::{Error, PathContext, TaskFailure, quote_peer_bytes};
@@ -153,6 +154,7 @@ pub struct Connection<U = ()> {
     /// Our outstanding NOP-Out and when the connection is declared dead.
     ping: Option<(Itt, Instant)>,
     stats: ConnectionStats,
+    chap_algorithm: Option<ChapAlgorithm>,
     /// What a refused login found out about CHAP.
     chap_diagnosis: Option<ChapDiagnosis>,
 }
@@ -219,6 +221,7 @@ impl<U> Connection<U> {
             now,
             ping: None,
             stats: ConnectionStats::default(),
+            chap_algorithm: None,
             chap_diagnosis: None,
             config,
         };
@@ -252,6 +255,12 @@ impl<U> Connection<U> {
     /// The TSIH the target assigned (0 before login completes).
     pub fn tsih(&self) -> u16 {
         self.tsih
+    }
+
+    /// The CHAP algorithm the login authenticated with: `None` without CHAP
+    /// or before login completes.
+    pub fn chap_algorithm(&self) -> Option<ChapAlgorithm> {
+        self.chap_algorithm
     }
 
     pub(crate) fn chap_diagnosis(&self) -> Option<ChapDiagnosis> {
@@ -942,6 +951,7 @@ impl<U> Connection<U> {
                 self.phase = Phase::FullFeature;
                 self.phase_deadline = None;
                 self.last_received = now;
+                self.chap_algorithm = done.chap_algorithm;
                 self.apply_login_result(done.params, done.tsih);
             }
             Ok(LoginStep::Redirect { portal, permanent }) => {

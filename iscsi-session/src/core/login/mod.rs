@@ -41,6 +41,8 @@ pub(crate) enum LoginStep {
 #[derive(Debug)]
 pub(crate) struct LoginDone {
     pub params: OperationalParams,
+    /// The algorithm CHAP used; `None` without CHAP.
+    pub chap_algorithm: Option<ChapAlgorithm>,
     pub tsih: u16,
     pub cmd_sn: u32,
     pub exp_cmd_sn: u32,
@@ -99,6 +101,7 @@ pub(crate) struct Login {
     /// challenging it back, and stop at its verdict.
     credentials_check: bool,
     diagnosis: Option<ChapDiagnosis>,
+    chap_algorithm: Option<ChapAlgorithm>,
 }
 
 impl std::fmt::Debug for Login {
@@ -144,6 +147,7 @@ impl Login {
             rng,
             credentials_check: false,
             diagnosis: None,
+            chap_algorithm: None,
         }
     }
 
@@ -571,6 +575,7 @@ impl Login {
             "answering the CHAP challenge"
         );
         self.security = Security::Responded { algorithm, ours };
+        self.chap_algorithm = Some(algorithm);
         Ok(LoginStep::Send(
             self.send_outgoing(Some(Stage::Operational))?,
         ))
@@ -658,6 +663,7 @@ impl Login {
             }
             return Ok(LoginStep::Done(LoginDone {
                 params,
+                chap_algorithm: self.chap_algorithm,
                 tsih: resp.tsih,
                 cmd_sn: self.cmd_sn,
                 exp_cmd_sn: resp.exp_cmd_sn,

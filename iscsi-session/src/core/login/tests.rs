@@ -336,6 +336,7 @@ fn plain_login_offers_config_and_computes_outcome_from_both_sides() {
     };
     let outcome = done(x.feed(last));
     assert_eq!(outcome.tsih, 0x1234);
+    assert_eq!(outcome.chap_algorithm, None, "no CHAP");
     assert_eq!(
         (outcome.cmd_sn, outcome.exp_cmd_sn, outcome.max_cmd_sn),
         (1, 1, 40)
@@ -556,6 +557,12 @@ fn mutual_chap_sends_our_challenge_and_accepts_the_right_answer() {
     let offers = sent(x.feed(resp));
     assert_eq!(offers.csg, Stage::Operational);
     assert!(value(&offers, "MaxBurstLength").is_some());
+    let last = x.target.finishes(7, &answers(&offers, &[]));
+    assert_eq!(
+        done(x.feed(last)).chap_algorithm,
+        Some(ChapAlgorithm::Md5),
+        "the algorithm the target picked is reported"
+    );
 }
 
 /// RFC 7143 §12.1.3: a target that cannot prove itself is refused, and the
