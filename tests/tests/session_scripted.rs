@@ -536,3 +536,35 @@ async fn no_md5_fallback_unless_configured() {
         "a second login was attempted"
     );
 }
+
+/// Not RFC 7143 at all: an HTTP server on the portal answers our Login
+/// Request with a status line. The login fails at once with one line that
+/// says so and quotes it, not with a "reserved opcode" made of its letters,
+/// and whether the server hangs up or keeps the socket open.
+#[tokio::test]
+async fn an_http_server_on_the_portal_is_named_as_such() {
+    for hang_up in [true, false] {
+        let target = ScriptedTarget::bind().await;
+        let started = tokio::time::Instant::now();
+        let (result, _conn) = tokio::join!(Session::connect(config(&target)), async {
+            let mut conn = target.accept().await;
+            conn.expect_login().await;
+            conn.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            (!hang_up).then_some(conn)
+        });
+        let err = result.expect_err("an HTTP server is no iSCSI target");
+        assert!(matches!(err, Error::NotIscsi { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "login to {TARGET} at {}: the peer does not speak iSCSI: it sent \
+                 \"HTTP/1.1 400 Bad Request\"",
+                target.portal()
+            )
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "not left to the 5 s login timeout (hang up: {hang_up})"
+        );
+    }
+}

@@ -41,6 +41,11 @@ async fn open(tgt: &impl Fixture, cfg: SessionConfig) -> (Session, SessionLun) {
 async fn plain_login_inquiry_capacity_and_logout() {
     let tgt = Tgt::builder().lun(LunSpec::new(8 << 20)).start().unwrap();
     let (session, lun) = open(&tgt, config(tgt.portals()[0], tgt.iqn())).await;
+    assert_eq!(
+        session.status().chap_algorithm,
+        None,
+        "no CHAP, no algorithm"
+    );
     let inquiry = lun.inquiry().await.unwrap();
     assert_eq!(inquiry.vendor, "IET");
     let g = lun.geometry();
@@ -84,6 +89,59 @@ async fn one_way_chap_and_a_wrong_secret() {
         line.contains(tgt.iqn()),
         "the error names the target: {line}"
     );
+    // tgtd refuses an unknown user and a wrong secret alike (bare 0201).
+    assert!(
+        line.ends_with("the target refused our user name \"alice\" or its secret (status 0201)"),
+        "{line}"
+    );
+}
+
+/// tgtd refuses a mutual CHAP login with the same bare 0201 whether our
+/// secret is wrong or it has no outgoing account to answer our challenge
+/// with (its log tells them apart, its answer does not): the session checks
+/// our credentials with a second login that does not challenge the target,
+/// and says which.
+#[tokio::test]
+async fn mutual_chap_against_a_target_without_an_outgoing_account() {
+    let tgt = Tgt::builder()
+        .chap("alice", "alice-secret-1")
+        .start()
+        .unwrap();
+    let mutual = |secret: &str| {
+        let mut cfg = config(tgt.portals()[0], tgt.iqn());
+        cfg.chap = Some(ChapConfig::mutual(
+            chap("alice", secret),
+            chap("target-bob", "bob-secret-22"),
+        ));
+        cfg
+    };
+    let err = Session::connect(mutual("alice-secret-1"))
+        .await
+        .expect_err("the target cannot prove itself");
+    let line = err.to_string();
+    assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    assert_eq!(
+        line,
+        format!(
+            "CHAP authentication with {} at {} failed: the target refused the login after we \
+             challenged it for mutual CHAP, though it accepts our user name \"alice\" and \
+             secret: it may have no outgoing (mutual) account for this target",
+            tgt.iqn(),
+            Portal::from(tgt.portals()[0])
+        )
+    );
+
+    let err = Session::connect(mutual("not-the-secret-9"))
+        .await
+        .expect_err("wrong secret accepted");
+    let line = err.to_string();
+    assert!(
+        line.ends_with("the target refused our user name \"alice\" or its secret (status 0201)"),
+        "{line}"
+    );
+    for secret in ["not-the-secret-9", "bob-secret-22", "alice-secret-1"] {
+        assert!(!format!("{line} {err:?}").contains(secret), "{line}");
+    }
 }
 
 #[tokio::test]
@@ -441,6 +499,10 @@ async fn chap_algorithm_list_against_tgtd() {
     ];
     cfg.chap = Some(chap_config);
     let (session, lun) = open(&tgt, cfg).await;
+    assert_eq!(
+        session.status().chap_algorithm,
+        Some(iscsi_session::ChapAlgorithm::Md5)
+    );
     lun.read(0, 1).await.unwrap();
     session.logout().await.unwrap();
 }

@@ -1,5 +1,11 @@
 //! This host's initiator name: given, else open-iscsi's, else a generated one
 //! kept in the riscsi state directory so that targets' ACLs keep matching.
+//!
+//! Environment:
+//! - `RISCSI_OPEN_ISCSI_FILE`: the open-iscsi name file to read instead of
+//!   [`OPEN_ISCSI_FILE`] (a path that does not exist means "no open-iscsi
+//!   name"); for tests, and hosts that keep it elsewhere.
+//! - `RISCSI_STATE_DIR`: where the generated name is kept (see [`state_dir`]).
 
 use std::fs;
 use std::io::{self, Read};
@@ -12,6 +18,8 @@ use crate::error::{CliError, Result};
 
 /// Where open-iscsi keeps the host's name; reused so both initiators look alike.
 pub const OPEN_ISCSI_FILE: &str = "/etc/iscsi/initiatorname.iscsi";
+/// Environment variable naming another open-iscsi name file.
+pub const OPEN_ISCSI_FILE_ENV: &str = "RISCSI_OPEN_ISCSI_FILE";
 /// Prefix of the names riscsi generates.
 pub const GENERATED_PREFIX: &str = "iqn.2026-11.io.riscsi:";
 /// File name inside the state directory.
@@ -21,15 +29,23 @@ const MAX_NAME_LEN: usize = 223;
 /// Name files are tiny; refuse to read more than this from one.
 const MAX_FILE_LEN: u64 = 4096;
 
-/// Resolves the initiator name for this run, looking at the real system
-/// locations (see [`resolve_with`]).
+/// Resolves the initiator name for this run, looking at the system
+/// locations or those the environment names (see [`resolve_with`]).
 pub fn resolve(explicit: Option<&str>) -> Result<String> {
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".to_owned());
-    let state_dir = state_dir(|k| std::env::var_os(k).map(PathBuf::from), is_root())?;
-    resolve_with(explicit, Path::new(OPEN_ISCSI_FILE), &state_dir, &hostname)
+    let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    let state_dir = state_dir(env, is_root())?;
+    resolve_with(explicit, &open_iscsi_file(env), &state_dir, &hostname)
+}
+
+/// `$RISCSI_OPEN_ISCSI_FILE` when set and not empty, else [`OPEN_ISCSI_FILE`].
+pub fn open_iscsi_file(env: impl Fn(&str) -> Option<PathBuf>) -> PathBuf {
+    env(OPEN_ISCSI_FILE_ENV)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from(OPEN_ISCSI_FILE))
 }
 
 fn is_root() -> bool {
@@ -293,6 +309,26 @@ mod tests {
             assert!(name.len() <= MAX_NAME_LEN);
         }
         assert!(generate("UPPER", &mut rng).starts_with("iqn.2026-11.io.riscsi:upper-"));
+    }
+
+    #[test]
+    fn open_iscsi_file_from_the_environment() {
+        let env = |value: Option<&'static str>| {
+            move |k: &str| {
+                value
+                    .filter(|_| k == OPEN_ISCSI_FILE_ENV)
+                    .map(PathBuf::from)
+            }
+        };
+        assert_eq!(open_iscsi_file(env(None)), PathBuf::from(OPEN_ISCSI_FILE));
+        assert_eq!(
+            open_iscsi_file(env(Some(""))),
+            PathBuf::from(OPEN_ISCSI_FILE)
+        );
+        assert_eq!(
+            open_iscsi_file(env(Some("/srv/iscsi/name"))),
+            PathBuf::from("/srv/iscsi/name")
+        );
     }
 
     #[test]

@@ -155,6 +155,16 @@ pub enum Error {
         /// What failed; never a secret.
         reason: String,
     },
+    /// The first bytes the peer sent during login were not a Login
+    /// Response: an HTTP server, a proxy or some other service listens
+    /// there. `sent` is their start, quoted and escaped for a terminal.
+    #[error("login to {ctx}: the peer does not speak iSCSI: it sent {sent}")]
+    NotIscsi {
+        /// The path logged in to.
+        ctx: PathContext,
+        /// The first bytes it sent, quoted and escaped.
+        sent: String,
+    },
     /// The target picked no CHAP_A algorithm we offered, or refused the
     /// login right after our algorithm list or a non-MD5 answer (how targets
     /// that do not know an algorithm, or number SHA-1 as 7, react). When the
@@ -291,6 +301,44 @@ pub enum Error {
     },
 }
 
+/// Longest quotation of a peer's bytes in an error, escapes included.
+const QUOTE_LIMIT: usize = 40;
+
+/// The start of what a peer sent, for an error line: its first line (a
+/// text protocol's status line says most), control and non-ASCII bytes
+/// escaped so that nothing reaches a terminal raw, cut at about
+/// [`QUOTE_LIMIT`] characters, in double quotes.
+pub(crate) fn quote_peer_bytes(bytes: &[u8]) -> String {
+    let line_end = bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .filter(|&at| at > 0);
+    let shown = &bytes[..line_end.unwrap_or(bytes.len())];
+    let mut out = String::from("\"");
+    let mut cut = false;
+    for &b in shown {
+        let piece = match b {
+            b'"' => "\\\"".to_owned(),
+            b'\\' => "\\\\".to_owned(),
+            b'\r' => "\\r".to_owned(),
+            b'\n' => "\\n".to_owned(),
+            b'\t' => "\\t".to_owned(),
+            0x20..=0x7e => char::from(b).to_string(),
+            _ => format!("\\x{b:02x}"),
+        };
+        if out.len() - 1 + piece.len() > QUOTE_LIMIT {
+            cut = true;
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out.push('"');
+    if cut {
+        out.push_str("...");
+    }
+    out
+}
+
 fn status_suffix(status: &Option<LoginStatus>) -> String {
     status.map(|s| format!(" ({s})")).unwrap_or_default()
 }
@@ -311,6 +359,7 @@ impl Error {
             | Error::Connect { ctx, .. }
             | Error::LoginRejected { ctx, .. }
             | Error::Authentication { ctx, .. }
+            | Error::NotIscsi { ctx, .. }
             | Error::ChapAlgorithmRejected { ctx, .. }
             | Error::Negotiation { ctx, .. }
             | Error::TooManyRedirects { ctx, .. }
@@ -405,6 +454,7 @@ impl Error {
         match self {
             Error::LoginRejected { status, .. } => status.is_initiator_error(),
             Error::Authentication { .. }
+            | Error::NotIscsi { .. }
             | Error::Config { .. }
             | Error::Negotiation { .. }
             | Error::LoginGaveUp { .. } => true,
@@ -419,5 +469,31 @@ impl Error {
     pub fn is_target_missing(&self) -> bool {
         matches!(self, Error::LoginRejected { status, .. }
             if status.is_initiator_error() && matches!(status.detail, 3 | 4))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_peer_bytes;
+
+    #[test]
+    fn peer_bytes_are_quoted_escaped_and_cut() {
+        assert_eq!(quote_peer_bytes(b""), r#""""#);
+        assert_eq!(
+            quote_peer_bytes(b"SSH-2.0-OpenSSH_9.6\r\n"),
+            r#""SSH-2.0-OpenSSH_9.6""#
+        );
+        // A leading line end is shown, not taken for an empty first line.
+        assert_eq!(quote_peer_bytes(b"\r\nx"), r#""\r\nx""#);
+        assert_eq!(
+            quote_peer_bytes(b"a\"b\\c\td\x1b[31m"),
+            r#""a\"b\\c\td\x1b[31m""#
+        );
+        assert_eq!(quote_peer_bytes("é".as_bytes()), r#""\xc3\xa9""#);
+        let long = quote_peer_bytes(&[b'x'; 100]);
+        assert_eq!(long, format!("\"{}\"...", "x".repeat(40)));
+        // An escape is never cut in half.
+        let mixed = quote_peer_bytes(&[0xff; 20]);
+        assert_eq!(mixed, format!("\"{}\"...", r"\xff".repeat(10)));
     }
 }

@@ -11,7 +11,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod error;
-mod login;
+pub(crate) mod login;
 pub mod lu_change;
 pub mod portal;
 pub mod retry;

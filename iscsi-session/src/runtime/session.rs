@@ -8,6 +8,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::driver::{Driver, Established, Request, establish};
+use crate::core::chap::ChapAlgorithm;
 use crate::core::command::{Command, CommandOutcome};
 use crate::core::config::SessionConfig;
 use crate::core::connection::{ConnectionStats, TargetEvent};
@@ -56,6 +57,9 @@ pub struct SessionStatus {
     pub tsih: u16,
     /// What the last login agreed on.
     pub params: Option<OperationalParams>,
+    /// The CHAP algorithm the last login used (`None` without CHAP, or
+    /// before the first login): what a target chose from our list.
+    pub chap_algorithm: Option<ChapAlgorithm>,
     /// Successful logins after the first.
     pub reconnects: u64,
     /// The last failure: a lost connection, a failed login.
@@ -101,19 +105,21 @@ impl Session {
 
     fn spawn(config: Arc<SessionConfig>, established: Option<Established>) -> Session {
         let ctx = context_of(&config);
-        let (state, portal, home, tsih, params) = match &established {
+        let (state, portal, home, tsih, params, chap_algorithm) = match &established {
             Some(e) => (
                 SessionState::LoggedIn,
                 e.portal.clone(),
                 e.home.clone(),
                 e.conn.tsih(),
                 Some(e.params.clone()),
+                e.conn.chap_algorithm(),
             ),
             None => (
                 SessionState::Connecting { attempts: 0 },
                 config.portal.clone(),
                 config.portal.clone(),
                 0,
+                None,
                 None,
             ),
         };
@@ -123,6 +129,7 @@ impl Session {
             portal,
             tsih,
             params,
+            chap_algorithm,
             reconnects: 0,
             last_error: None,
             logged_out: false,

@@ -183,3 +183,31 @@ fn mutual_chap_from_url_file_and_environment() {
         run.one_error_line();
     }
 }
+
+/// Mutual CHAP against a target that has no outgoing account: tgtd refuses
+/// it exactly as it refuses a wrong secret, and the one line says which it
+/// was (a wrong secret of ours, or the missing account), never a secret.
+#[test]
+fn mutual_chap_without_an_outgoing_account_says_so() {
+    let tgt = Tgt::builder().chap(USER, SECRET).start().unwrap();
+    let path = volume_path(&tgt);
+    let url = |secret: &str| {
+        format!(
+            "iscsi://{USER}%{secret}@{path}?target_user={TARGET_USER}&target_password={TARGET_SECRET}"
+        )
+    };
+    let missing = inquiry_everywhere(|| riscsi(["inquiry", url(SECRET).as_str()]));
+    let line = missing.one_error_line();
+    assert!(
+        line.contains(tgt.iqn())
+            && line.contains("though it accepts our user name \"alice\" and secret")
+            && line.contains("no outgoing (mutual) account for this target"),
+        "{line}"
+    );
+    let wrong = inquiry_everywhere(|| riscsi(["inquiry", url(WRONG).as_str()]));
+    let line = wrong.one_error_line();
+    assert!(
+        line.contains("the target refused our user name \"alice\" or its secret"),
+        "{line}"
+    );
+}

@@ -2,11 +2,9 @@
 //! /work/shared/docs/connection-info.md, and the generated initiator name that
 //! stays the same from one run to the next.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use crate::support::{INITIATOR, riscsi, riscsi_unnamed};
+use crate::support::{INITIATOR, Riscsi, riscsi, riscsi_unnamed, write_file};
 
 /// Exactly the keys of the contract.
 const KEYS: &[&str] = &[
@@ -19,8 +17,19 @@ const KEYS: &[&str] = &[
     "os_type",
 ];
 
-/// open-iscsi's name file: when it exists, the tool uses its name.
-const OPEN_ISCSI_FILE: &str = "/etc/iscsi/initiatorname.iscsi";
+/// Names the open-iscsi name file the tool reads instead of
+/// /etc/iscsi/initiatorname.iscsi, so that a host's own file cannot decide
+/// what these tests see.
+const OPEN_ISCSI_FILE_ENV: &str = "RISCSI_OPEN_ISCSI_FILE";
+
+/// `riscsi connector` without `--initiator-name` and, whatever this host
+/// has, without an open-iscsi name file.
+fn connector_unnamed() -> Riscsi {
+    riscsi_unnamed(["connector"]).env(
+        OPEN_ISCSI_FILE_ENV,
+        "/nonexistent/riscsi-test/initiatorname.iscsi",
+    )
+}
 
 #[track_caller]
 fn assert_contract_keys(connector: &Value) {
@@ -90,7 +99,7 @@ fn flags_and_ip_override() {
 fn generated_name_is_kept_in_the_state_dir() {
     let state = tempfile::tempdir().unwrap();
     let run = || {
-        riscsi_unnamed(["connector"])
+        connector_unnamed()
             .state_dir(state.path())
             .run()
             .success()
@@ -102,12 +111,6 @@ fn generated_name_is_kept_in_the_state_dir() {
     let first = run();
     let second = run();
     assert_eq!(first, second, "the name changed between runs");
-    if Path::new(OPEN_ISCSI_FILE).exists() {
-        // This host has open-iscsi's name, which wins over a generated one.
-        let file = std::fs::read_to_string(OPEN_ISCSI_FILE).unwrap();
-        assert!(file.contains(&format!("InitiatorName={first}")), "{first}");
-        return;
-    }
     let suffix = first
         .strip_prefix("iqn.2026-11.io.riscsi:")
         .unwrap_or_else(|| panic!("{first} is not a generated riscsi name"));
@@ -121,10 +124,46 @@ fn generated_name_is_kept_in_the_state_dir() {
     assert!(stored.contains(&first), "stored: {stored:?}");
     // Another state directory, another name.
     let elsewhere = tempfile::tempdir().unwrap();
-    let other = riscsi_unnamed(["connector"])
+    let other = connector_unnamed()
         .state_dir(elsewhere.path())
         .run()
         .success()
         .json();
     assert_ne!(other["initiator"], first.as_str());
+}
+
+#[test]
+fn open_iscsi_name_wins_over_a_generated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        &dir,
+        "initiatorname.iscsi",
+        b"## DO NOT EDIT\n#InitiatorName=iqn.commented:out\nInitiatorName=iqn.1993-08.org.debian:01:5e1f\n",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let named = riscsi_unnamed(["connector"])
+        .env(OPEN_ISCSI_FILE_ENV, file.to_str().unwrap())
+        .state_dir(state.path())
+        .run()
+        .success()
+        .json();
+    assert_eq!(named["initiator"], "iqn.1993-08.org.debian:01:5e1f");
+    assert!(
+        !state.path().join("initiatorname").exists(),
+        "no name generated beside open-iscsi's"
+    );
+    // An explicit name still wins over the file.
+    let explicit = riscsi(["connector"])
+        .env(OPEN_ISCSI_FILE_ENV, file.to_str().unwrap())
+        .run()
+        .success()
+        .json();
+    assert_eq!(explicit["initiator"], INITIATOR);
+    // A file that is not a name is an error, not a generated identity.
+    let bad = write_file(&dir, "bad", b"InitiatorName=has blank\n");
+    let out = riscsi_unnamed(["connector"])
+        .env(OPEN_ISCSI_FILE_ENV, bad.to_str().unwrap())
+        .run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.one_error_line().contains("has blank"));
 }

@@ -1,8 +1,9 @@
-//! Failures a user meets (no such target, no such LUN, nobody listening, a
-//! malformed URL): a non-zero exit status and exactly one `riscsi: ` line on
+//! Failures a user meets (no such target, no such LUN, nobody listening,
+//! something else than iSCSI listening, a malformed URL): a non-zero exit status and exactly one `riscsi: ` line on
 //! stderr that says what went wrong, from every subcommand.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 
 use riscsi_tests::prelude::*;
 use riscsi_tests::{free_port, portal_string};
@@ -60,6 +61,39 @@ fn nobody_listening() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let message = out.one_error_line();
     assert!(message.contains(&address), "{message}");
+}
+
+/// A portal where an HTTP server listens: it reads whatever comes and
+/// answers every connection with a 400 status line, until the test ends.
+fn http_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_http_server_is_no_iscsi_target() {
+    let server = http_server();
+    let address = portal_string(server);
+    let url = format!("iscsi://{address}/iqn.x/0");
+    let out = riscsi(["inquiry", url.as_str()]).run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let message = out.one_error_line();
+    assert!(
+        message.contains(&format!(
+            "iqn.x at {address}: the peer does not speak iSCSI: it sent \"HTTP/1.1 400 Bad Request\""
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("opcode"), "{message}");
+    every_command_fails(&url, &[&address, "does not speak iSCSI"]);
 }
 
 #[test]

@@ -33,6 +33,7 @@ const SCRUBBED_ENV: &[&str] = &[
     "RISCSI_CHAP_SECRET",
     "RISCSI_TARGET_SECRET",
     "RISCSI_STATE_DIR",
+    "RISCSI_OPEN_ISCSI_FILE",
     "RUST_LOG",
 ];
 

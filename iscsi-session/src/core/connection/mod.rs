@@ -21,18 +21,19 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use iscsi_proto::codec::{Digests, EncodedPdu, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
-    Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Pdu, TaskMgmtRequest,
-    TextRequest, TmfFunction, Ttt,
+    BHS_LEN, Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Opcode, Pdu,
+    TaskMgmtRequest, TextRequest, TmfFunction, Ttt,
 };
 use iscsi_proto::text::{Digest, OperationalParams};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tracing::{debug, warn};
 
+use crate::core::chap::ChapAlgorithm;
 use crate::core::command::{Command, CommandOutcome, Direction};
 use crate::core::config::SessionConfig;
-use crate::core::error::{Error, PathContext, TaskFailure};
-use crate::core::login::{Login, LoginStep};
+use crate::core::error::{Error, PathContext, TaskFailure, quote_peer_bytes};
+use crate::core::login::{ChapDiagnosis, Login, LoginStep};
 
 pub use event::{ConnectionEvent, TargetEvent, Unfinished};
 use scsi_task::ScsiTask;
@@ -46,6 +47,9 @@ const RECEIVE_ALLOCATION: usize = 4 * 1024 * 1024;
 
 /// Largest text response (SendTargets) we assemble; a target with more is hostile.
 pub const MAX_TEXT_RESPONSE: usize = 1024 * 1024;
+
+/// Bytes of a non-iSCSI peer's first answer kept for the error.
+const PEEK_LEN: usize = 64;
 
 /// Where the connection is in its life.
 #[derive(Debug)]
@@ -150,6 +154,9 @@ pub struct Connection<U = ()> {
     /// Our outstanding NOP-Out and when the connection is declared dead.
     ping: Option<(Itt, Instant)>,
     stats: ConnectionStats,
+    chap_algorithm: Option<ChapAlgorithm>,
+    /// What a refused login found out about CHAP.
+    chap_diagnosis: Option<ChapDiagnosis>,
 }
 
 impl Connection<()> {
@@ -170,12 +177,32 @@ impl<U> Connection<U> {
     /// As [`Connection::with_token`] with a chosen random source (tests; CHAP
     /// challenges come from it).
     pub fn with_rng(config: Arc<SessionConfig>, tsih: u16, now: Instant, rng: StdRng) -> Self {
+        Connection::build(config, tsih, now, rng, false)
+    }
+
+    /// A login that only checks whether the target accepts our CHAP
+    /// response when we do not challenge it; it always ends closed, its
+    /// verdict in [`Connection::chap_diagnosis`] and its error.
+    pub(crate) fn checking_credentials(config: Arc<SessionConfig>, now: Instant) -> Self {
+        Connection::build(config, 0, now, StdRng::from_entropy(), true)
+    }
+
+    fn build(
+        config: Arc<SessionConfig>,
+        tsih: u16,
+        now: Instant,
+        rng: StdRng,
+        credentials_check: bool,
+    ) -> Self {
         let ctx = PathContext {
             portal: config.portal.clone(),
             target: config.target_name.clone().unwrap_or_default(),
         };
         let initial_cmd_sn = 1;
         let mut login = Login::new(config.clone(), ctx.clone(), tsih, initial_cmd_sn, rng);
+        if credentials_check {
+            login = login.check_credentials_only();
+        }
         let first = login.start();
         let mut conn = Connection {
             ctx,
@@ -194,6 +221,8 @@ impl<U> Connection<U> {
             now,
             ping: None,
             stats: ConnectionStats::default(),
+            chap_algorithm: None,
+            chap_diagnosis: None,
             config,
         };
         match first {
@@ -226,6 +255,16 @@ impl<U> Connection<U> {
     /// The TSIH the target assigned (0 before login completes).
     pub fn tsih(&self) -> u16 {
         self.tsih
+    }
+
+    /// The CHAP algorithm the login authenticated with: `None` without CHAP
+    /// or before login completes.
+    pub fn chap_algorithm(&self) -> Option<ChapAlgorithm> {
+        self.chap_algorithm
+    }
+
+    pub(crate) fn chap_diagnosis(&self) -> Option<ChapDiagnosis> {
+        self.chap_diagnosis
     }
 
     /// Counters since the connection started.
@@ -264,27 +303,92 @@ impl<U> Connection<U> {
         self.now = now;
         while !matches!(self.phase, Phase::Closed) {
             let before = self.rx.len();
+            // Until a first PDU decodes, the peer may not speak iSCSI at all:
+            // keep the start of what it sent for the error (a decoded PDU
+            // leaves the buffer).
+            let first = self
+                .awaiting_first_pdu()
+                .then(|| self.rx[..self.rx.len().min(PEEK_LEN)].to_vec());
             match self.decoder.decode(&mut self.rx) {
                 Ok(Some(pdu)) => {
                     self.stats.pdus_received += 1;
                     self.stats.bytes_received += (before - self.rx.len()) as u64;
                     self.last_received = now;
+                    if let Some(first) = first
+                        && !matches!(pdu, Pdu::LoginResponse(_))
+                    {
+                        // Text in another protocol often parses as a BHS of
+                        // some opcode: the PDU itself says nothing useful.
+                        let error = self.not_iscsi(&first);
+                        self.fail(error);
+                        break;
+                    }
                     self.handle_pdu(pdu, now);
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    if self.surely_not_iscsi() {
+                        let error = self.not_iscsi(&self.rx);
+                        self.fail(error);
+                    }
+                    break;
+                }
                 Err(e) => {
-                    let reason = format!("undecodable PDU: {e}");
-                    self.fail(Error::Protocol {
-                        ctx: self.ctx.clone(),
-                        reason,
-                    });
+                    let error = match first {
+                        Some(first) => self.not_iscsi(&first),
+                        None => Error::Protocol {
+                            ctx: self.ctx.clone(),
+                            reason: format!("undecodable PDU: {e}"),
+                        },
+                    };
+                    self.fail(error);
                 }
             }
         }
     }
 
+    /// In login, before any PDU from the target was decoded.
+    fn awaiting_first_pdu(&self) -> bool {
+        matches!(self.phase, Phase::Login(_)) && self.stats.pdus_received == 0
+    }
+
+    /// Whether the bytes waiting in the buffer, short of a whole PDU, cannot
+    /// begin the Login Response we wait for. Decided once there is a line
+    /// (text protocols answer with one) or a whole BHS, so that the error can
+    /// quote something readable; until then the peer closing, or the login
+    /// timeout, decides.
+    fn surely_not_iscsi(&self) -> bool {
+        let Some(&first) = self.rx.first() else {
+            return false;
+        };
+        self.awaiting_first_pdu()
+            && first & 0x3f != Opcode::LoginResponse.code()
+            && (self.rx.len() >= BHS_LEN || self.rx.contains(&b'\n'))
+    }
+
+    /// Bytes were received but no PDU, and they cannot start a Login Response.
+    fn partial_garbage(&self) -> bool {
+        self.awaiting_first_pdu()
+            && self
+                .rx
+                .first()
+                .is_some_and(|&b| b & 0x3f != Opcode::LoginResponse.code())
+    }
+
+    fn not_iscsi(&self, sent: &[u8]) -> Error {
+        Error::NotIscsi {
+            ctx: self.ctx.clone(),
+            sent: quote_peer_bytes(sent),
+        }
+    }
+
     /// The peer closed the socket or it failed.
     pub fn handle_disconnect(&mut self, reason: impl Into<String>) {
+        if self.partial_garbage() {
+            // An HTTP server answers our Login Request and hangs up.
+            let error = self.not_iscsi(&self.rx);
+            self.fail(error);
+            return;
+        }
         if !matches!(self.phase, Phase::Closed) {
             let reason = reason.into();
             let err = match self.phase {
@@ -370,6 +474,11 @@ impl<U> Connection<U> {
         if let Some(deadline) = self.phase_deadline
             && now >= deadline
         {
+            if self.partial_garbage() {
+                let error = self.not_iscsi(&self.rx);
+                self.fail(error);
+                return;
+            }
             let (what, after) = match self.phase {
                 Phase::Login(_) => ("login", self.config.timeouts.login),
                 _ => ("logout", self.config.timeouts.logout),
@@ -842,6 +951,7 @@ impl<U> Connection<U> {
                 self.phase = Phase::FullFeature;
                 self.phase_deadline = None;
                 self.last_received = now;
+                self.chap_algorithm = done.chap_algorithm;
                 self.apply_login_result(done.params, done.tsih);
             }
             Ok(LoginStep::Redirect { portal, permanent }) => {
@@ -849,7 +959,10 @@ impl<U> Connection<U> {
                     .push_back(ConnectionEvent::Redirected { portal, permanent });
                 self.close_with(None);
             }
-            Err(e) => self.fail(e),
+            Err(e) => {
+                self.chap_diagnosis = login.diagnosis();
+                self.fail(e);
+            }
         }
     }
 }

@@ -1279,6 +1279,141 @@ fn responses_naming_a_task_of_another_kind_lose_nothing() {
     assert!(lost.is_empty(), "tasks lost:\n{}", lost.join("\n"));
 }
 
+// ---- a peer that does not speak iSCSI ----
+
+const HTTP_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\r\n";
+
+/// The one line a non-iSCSI peer's answer gives, whichever way it ends.
+#[track_caller]
+fn not_iscsi(h: &mut Harness) -> String {
+    let (error, _) = closed(&h.events());
+    match error {
+        Some(e @ Error::NotIscsi { .. }) => {
+            assert!(e.is_permanent_login_failure());
+            e.to_string()
+        }
+        other => panic!("expected NotIscsi, got {other:?}"),
+    }
+}
+
+/// An HTTP server's answer to our Login Request, shorter than a BHS: known
+/// at its line end, before the peer even closes.
+#[test]
+fn an_http_answer_to_the_login_is_not_iscsi() {
+    let mut h = Harness::new(config());
+    h.sent();
+    h.send_bytes(HTTP_400);
+    assert_eq!(
+        not_iscsi(&mut h),
+        "login to iqn.2001-04.com.example:disk1 at 192.0.2.20:3260: the peer does not speak \
+         iSCSI: it sent \"HTTP/1.1 400 Bad Request\""
+    );
+}
+
+/// A longer answer parses as a BHS of a reserved opcode ('H' is 0x48): the
+/// error quotes the text, not the opcode nor an "ITT" made of letters.
+#[test]
+fn a_long_http_answer_is_not_a_reserved_opcode() {
+    let mut h = Harness::new(config());
+    h.sent();
+    h.send_bytes(
+        b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\nContent-Type: text/html\r\n\
+          Content-Length: 150\r\nConnection: close\r\n\r\n",
+    );
+    let line = not_iscsi(&mut h);
+    assert!(
+        line.ends_with("it sent \"HTTP/1.1 400 Bad Request\""),
+        "{line}"
+    );
+    assert!(!line.contains("opcode") && !line.contains("ITT"), "{line}");
+}
+
+/// Text that happens to decode as a PDU of another opcode ('A' is 0x41, a
+/// SCSI Command with the immediate bit) is not iSCSI either; a line of text
+/// longer than the quote is cut.
+#[test]
+fn a_first_pdu_of_another_opcode_is_not_iscsi() {
+    let mut h = Harness::new(config());
+    h.sent();
+    let mut banner = b"A".repeat(BHS_LEN);
+    banner[4..8].fill(0); // no AHS, no data segment: a whole BHS
+    h.send_bytes(&banner);
+    let line = not_iscsi(&mut h);
+    assert!(
+        line.ends_with(r#"it sent "AAAA\x00\x00\x00\x00AAAAAAAAAAAAAAAAAAAA"..."#),
+        "{line}"
+    );
+}
+
+/// Binary bytes too short for a BHS, then the peer hangs up (a TLS alert):
+/// escaped, never written raw.
+#[test]
+fn a_short_binary_answer_then_close_is_not_iscsi() {
+    let mut h = Harness::new(config());
+    h.sent();
+    h.send_bytes(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+    assert!(
+        h.events().is_empty(),
+        "undecided until more comes or the peer closes"
+    );
+    h.conn.handle_disconnect("target closed the connection");
+    let line = not_iscsi(&mut h);
+    assert!(
+        line.ends_with(r#"it sent "\x15\x03\x03\x00\x02\x02F""#),
+        "{line}"
+    );
+}
+
+/// The same bytes from a peer that keeps the socket open: the login timeout
+/// reports what it sent rather than a bare timeout.
+#[test]
+fn a_short_binary_answer_then_silence_is_not_iscsi() {
+    let mut h = Harness::new(config());
+    h.sent();
+    h.send_bytes(&[0x15, 0x03, 0x03]);
+    h.advance(h.conn.config.timeouts.login);
+    let line = not_iscsi(&mut h);
+    assert!(line.ends_with(r#"it sent "\x15\x03\x03""#), "{line}");
+}
+
+/// A peer that closes without a byte, or a partial Login Response, stays a
+/// connection failure; after a first Login Response, garbage is the
+/// protocol error it always was.
+#[test]
+fn iscsi_peers_keep_their_own_errors() {
+    let mut h = Harness::new(config());
+    h.sent();
+    h.conn.handle_disconnect("target closed the connection");
+    let (error, _) = closed(&h.events());
+    assert!(matches!(error, Some(Error::Connect { .. })), "{error:?}");
+
+    let mut h = Harness::new(config());
+    h.sent();
+    h.send_bytes(&[0x23, 0x80, 0x00]);
+    h.conn.handle_disconnect("target closed the connection");
+    let (error, _) = closed(&h.events());
+    assert!(matches!(error, Some(Error::Connect { .. })), "{error:?}");
+
+    let mut h = Harness::new(config());
+    h.sent();
+    let resp = h.login_response(
+        Stage::Security,
+        Stage::Operational,
+        0,
+        text(&[("AuthMethod", "None")]),
+    );
+    h.send(resp);
+    h.sent();
+    h.send_bytes(&b"HTTP/1.1 400 Bad Request\r\n".repeat(3));
+    let (error, _) = closed(&h.events());
+    match error {
+        Some(Error::Protocol { reason, .. }) => {
+            assert!(reason.contains("undecodable PDU"), "{reason}")
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
 /// Target opcodes, to make random headers parse more often.
 const TARGET_OPCODES: [u8; 10] = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x31, 0x32, 0x3f];
 

@@ -41,11 +41,26 @@ pub(crate) enum LoginStep {
 #[derive(Debug)]
 pub(crate) struct LoginDone {
     pub params: OperationalParams,
+    /// The algorithm CHAP used; `None` without CHAP.
+    pub chap_algorithm: Option<ChapAlgorithm>,
     pub tsih: u16,
     pub cmd_sn: u32,
     pub exp_cmd_sn: u32,
     pub max_cmd_sn: u32,
     pub exp_stat_sn: u32,
+}
+
+/// What an authentication refusal tells, beyond the error itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChapDiagnosis {
+    /// Refused after we answered and challenged the target in one PDU: our
+    /// CHAP_N/CHAP_R, or its own missing outgoing account? tgtd answers both
+    /// with the same bare 0201; a credentials check can tell them apart.
+    RefusedAfterMutualChallenge,
+    /// Credentials check: the target accepted our response alone.
+    OursAccepted,
+    /// Credentials check: the target refused our response alone too.
+    OursRefused,
 }
 
 #[derive(Debug)]
@@ -82,6 +97,11 @@ pub(crate) struct Login {
     pending_transit: Option<Stage>,
     exchanges: u32,
     rng: StdRng,
+    /// A diagnostic login: answer the target's CHAP challenge without
+    /// challenging it back, and stop at its verdict.
+    credentials_check: bool,
+    diagnosis: Option<ChapDiagnosis>,
+    chap_algorithm: Option<ChapAlgorithm>,
 }
 
 impl std::fmt::Debug for Login {
@@ -95,6 +115,7 @@ impl std::fmt::Debug for Login {
             .field("negotiation", &self.negotiation)
             .field("pending_text_len", &self.pending_text.len())
             .field("exchanges", &self.exchanges)
+            .field("credentials_check", &self.credentials_check)
             .finish_non_exhaustive()
     }
 }
@@ -124,7 +145,25 @@ impl Login {
             pending_transit: None,
             exchanges: 0,
             rng,
+            credentials_check: false,
+            diagnosis: None,
+            chap_algorithm: None,
         }
+    }
+
+    /// Makes this login a credentials check (see [`ChapDiagnosis`]): after
+    /// a mutual CHAP login was refused, it tells whether the target accepts
+    /// our CHAP_N/CHAP_R when not challenged. It never reaches operational
+    /// negotiation: it ends with the verdict as its error. It sends nothing
+    /// the refused login did not (our response to a fresh challenge).
+    pub fn check_credentials_only(mut self) -> Self {
+        self.credentials_check = true;
+        self
+    }
+
+    /// What the failed login found out, for the driver.
+    pub fn diagnosis(&self) -> Option<ChapDiagnosis> {
+        self.diagnosis
     }
 
     fn ctx(&self) -> PathContext {
@@ -178,6 +217,8 @@ impl Login {
             None => self.offer("SessionType", "Discovery")?,
         }
         let methods = match &config.chap {
+            // The check is about our CHAP response: None would tell nothing.
+            Some(_) if self.credentials_check => "CHAP",
             // With mutual CHAP the target must prove itself: None is no option.
             Some(ChapConfig {
                 target: Some(_), ..
@@ -282,7 +323,7 @@ impl Login {
 
     /// Maps a failed login status to an error. A refusal right after our
     /// CHAP_A list is how some targets reject an algorithm they do not know.
-    fn failure(&self, status: LoginStatus) -> Error {
+    fn failure(&mut self, status: LoginStatus) -> Error {
         // Only "initiator error" and "authentication failure" can mean the
         // target did not like an algorithm; anything else is what it says.
         let chap_refusal =
@@ -306,11 +347,56 @@ impl Login {
         if status == LoginStatus::AUTHENTICATION_FAILURE
             || (matches!(self.security, Security::Responded { .. }) && status.is_initiator_error())
         {
-            return self.auth_error(format!("the target refused our credentials: {status}"));
+            let reason = self.refusal(status);
+            return self.auth_error(reason);
         }
         Error::LoginRejected {
             ctx: self.ctx(),
             status,
+        }
+    }
+
+    /// What the target refused, as far as its answer tells. tgtd answers a
+    /// bare 0201 whether the user name is unknown or the secret wrong, hence
+    /// "or". Names the user, never the secret.
+    fn refusal(&mut self, status: LoginStatus) -> String {
+        let code = format!("status {:02x}{:02x}", status.class, status.detail);
+        let Some(chap) = &self.config.chap else {
+            // tgtd answers AuthMethod=Reject and 0201 to our "None".
+            return format!(
+                "the target requires authentication and no CHAP credentials were given ({code})"
+            );
+        };
+        let user = &chap.initiator.username;
+        match &self.security {
+            Security::Responded { ours: Some(_), .. }
+                if status == LoginStatus::AUTHENTICATION_FAILURE =>
+            {
+                self.diagnosis = Some(ChapDiagnosis::RefusedAfterMutualChallenge);
+                format!(
+                    "the target refused the login after we challenged it for mutual CHAP \
+                     ({code}): either our user name {user:?} or its secret is wrong, or it has \
+                     no outgoing (mutual) account for this target"
+                )
+            }
+            Security::Responded { ours: None, .. }
+                if status == LoginStatus::AUTHENTICATION_FAILURE =>
+            {
+                if self.credentials_check {
+                    self.diagnosis = Some(ChapDiagnosis::OursRefused);
+                }
+                format!("the target refused our user name {user:?} or its secret ({code})")
+            }
+            Security::Responded { .. } => {
+                format!("the target refused the login after our CHAP response: {status}")
+            }
+            // tgtd answers AuthMethod=Reject and 0201 to "CHAP" when the
+            // target has no CHAP account at all.
+            Security::AuthMethodOffered => format!(
+                "the target refused to authenticate with CHAP ({code}): it may have no CHAP \
+                 account for this target"
+            ),
+            _ => format!("the target refused the login: {status}"),
         }
     }
 
@@ -388,6 +474,20 @@ impl Login {
             }
             Security::AlgorithmsOffered => return self.answer_challenge(),
             Security::Responded { algorithm, ours } => {
+                if self.credentials_check {
+                    self.diagnosis = Some(ChapDiagnosis::OursAccepted);
+                    let user = self
+                        .config
+                        .chap
+                        .as_ref()
+                        .map(|c| c.initiator.username.as_str())
+                        .unwrap_or_default();
+                    return Err(self.auth_error(format!(
+                        "the target refused the login after we challenged it for mutual CHAP, \
+                         though it accepts our user name {user:?} and secret: it may have no \
+                         outgoing (mutual) account for this target"
+                    )));
+                }
                 if let Some(ours) = ours {
                     self.verify_target(algorithm, &ours)?;
                 }
@@ -455,7 +555,7 @@ impl Login {
         self.offer("CHAP_N", &chap.initiator.username)?;
         self.offer("CHAP_R", &chap::to_hex_value(&response))?;
         let ours = match &chap.target {
-            Some(_) => {
+            Some(_) if !self.credentials_check => {
                 let ours = OurChallenge::generate(&mut self.rng);
                 // Ours is drawn after theirs arrived, so equality means a broken
                 // random source; answering a challenge equal to our own would
@@ -467,7 +567,7 @@ impl Login {
                 self.offer("CHAP_C", &chap::to_hex_value(&ours.challenge))?;
                 Some(ours)
             }
-            None => None,
+            _ => None,
         };
         debug!(
             algorithm = algorithm.name(),
@@ -475,6 +575,7 @@ impl Login {
             "answering the CHAP challenge"
         );
         self.security = Security::Responded { algorithm, ours };
+        self.chap_algorithm = Some(algorithm);
         Ok(LoginStep::Send(
             self.send_outgoing(Some(Stage::Operational))?,
         ))
@@ -562,6 +663,7 @@ impl Login {
             }
             return Ok(LoginStep::Done(LoginDone {
                 params,
+                chap_algorithm: self.chap_algorithm,
                 tsih: resp.tsih,
                 cmd_sn: self.cmd_sn,
                 exp_cmd_sn: resp.exp_cmd_sn,

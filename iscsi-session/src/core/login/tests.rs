@@ -196,6 +196,22 @@ impl Exchange {
         (Exchange { login, target }, first)
     }
 
+    /// Starts a credentials check ([`Login::check_credentials_only`]).
+    fn start_check(config: SessionConfig) -> (Exchange, LoginRequest) {
+        let ctx = PathContext {
+            portal: config.portal.clone(),
+            target: config.target_name.clone().unwrap_or_default(),
+        };
+        let target = Target {
+            isid: config.isid(),
+            stat_sn: 500,
+        };
+        let mut login = Login::new(Arc::new(config), ctx, 0, 1, StdRng::seed_from_u64(SEED))
+            .check_credentials_only();
+        let first = login.start().expect("the first request builds");
+        (Exchange { login, target }, first)
+    }
+
     fn feed(&mut self, resp: LoginResponse) -> Result<LoginStep, Error> {
         self.login.handle_response(resp)
     }
@@ -320,6 +336,7 @@ fn plain_login_offers_config_and_computes_outcome_from_both_sides() {
     };
     let outcome = done(x.feed(last));
     assert_eq!(outcome.tsih, 0x1234);
+    assert_eq!(outcome.chap_algorithm, None, "no CHAP");
     assert_eq!(
         (outcome.cmd_sn, outcome.exp_cmd_sn, outcome.max_cmd_sn),
         (1, 1, 40)
@@ -540,6 +557,12 @@ fn mutual_chap_sends_our_challenge_and_accepts_the_right_answer() {
     let offers = sent(x.feed(resp));
     assert_eq!(offers.csg, Stage::Operational);
     assert!(value(&offers, "MaxBurstLength").is_some());
+    let last = x.target.finishes(7, &answers(&offers, &[]));
+    assert_eq!(
+        done(x.feed(last)).chap_algorithm,
+        Some(ChapAlgorithm::Md5),
+        "the algorithm the target picked is reported"
+    );
 }
 
 /// RFC 7143 §12.1.3: a target that cannot prove itself is refused, and the
@@ -753,6 +776,144 @@ fn authentication_failure_status_is_an_authentication_error() {
     let resp = x.target.refuses(LoginStatus::AUTHENTICATION_FAILURE, &[]);
     let err = failed(x.feed(resp));
     assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+}
+
+/// What tgtd answers (measured with tgt 1.0.85): a bare 0201 whether it does
+/// not know our user name or our secret is wrong. The error names the user,
+/// never the secret.
+#[test]
+fn a_refused_chap_response_names_our_user() {
+    let (mut x, step) = Exchange::challenged(
+        one_way_chap(),
+        &[
+            ("CHAP_A", "5"),
+            ("CHAP_I", "1"),
+            ("CHAP_C", "0x0102030405060708"),
+        ],
+    );
+    sent(step);
+    let resp = x.target.refuses(LoginStatus::AUTHENTICATION_FAILURE, &[]);
+    let err = failed(x.feed(resp));
+    assert_eq!(
+        err.to_string(),
+        "CHAP authentication with iqn.2001-04.com.example:disk1 at 192.0.2.10:3260 failed: \
+         the target refused our user name \"alice\" or its secret (status 0201)"
+    );
+    assert_eq!(x.login.diagnosis(), None, "nothing left to find out");
+
+    // Without credentials, tgtd answers our AuthMethod=None with Reject and 0201.
+    let (mut x, _) = Exchange::start(config());
+    let resp = x.target.refuses(
+        LoginStatus::AUTHENTICATION_FAILURE,
+        &[("AuthMethod", "Reject")],
+    );
+    let err = failed(x.feed(resp));
+    assert!(
+        err.to_string().ends_with(
+            "the target requires authentication and no CHAP credentials were given (status 0201)"
+        ),
+        "{err}"
+    );
+    // And a target without CHAP accounts answers AuthMethod=CHAP the same way.
+    let (mut x, _) = Exchange::start(mutual_chap());
+    let resp = x.target.refuses(
+        LoginStatus::AUTHENTICATION_FAILURE,
+        &[("AuthMethod", "Reject")],
+    );
+    let err = failed(x.feed(resp));
+    assert!(
+        err.to_string().ends_with(
+            "the target refused to authenticate with CHAP (status 0201): it may have no CHAP \
+             account for this target"
+        ),
+        "{err}"
+    );
+}
+
+/// Mutual CHAP sends our response and our challenge in one PDU, and tgtd
+/// refuses both a wrong secret and a missing outgoing account with the same
+/// bare 0201: the error says both, and the login flags the case for a
+/// credentials check.
+#[test]
+fn a_refusal_after_our_mutual_challenge_is_flagged_for_a_check() {
+    let (mut x, _, _, _) = mutual_answer(mutual_chap());
+    let resp = x.target.refuses(LoginStatus::AUTHENTICATION_FAILURE, &[]);
+    let err = failed(x.feed(resp));
+    assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    assert!(err.is_permanent_login_failure());
+    assert!(
+        err.to_string().ends_with(
+            "the target refused the login after we challenged it for mutual CHAP (status \
+             0201): either our user name \"alice\" or its secret is wrong, or it has no \
+             outgoing (mutual) account for this target"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        x.login.diagnosis(),
+        Some(ChapDiagnosis::RefusedAfterMutualChallenge)
+    );
+    assert!(!format!("{err} {err:?}").contains(SECRET));
+}
+
+/// The credentials check: CHAP alone offered, the challenge answered
+/// without one of ours, and the login ends at the target's verdict either
+/// way, never reaching operational negotiation.
+#[test]
+fn a_credentials_check_stops_at_the_verdict_on_our_response() {
+    let start = || {
+        let (mut x, first) = Exchange::start_check(mutual_chap());
+        assert_eq!(value(&first, "AuthMethod").as_deref(), Some("CHAP"));
+        let resp = x
+            .target
+            .says(Stage::Security, None, &[("AuthMethod", "CHAP")]);
+        sent(x.feed(resp));
+        let resp = x.target.says(
+            Stage::Security,
+            None,
+            &[
+                ("CHAP_A", "5"),
+                ("CHAP_I", "3"),
+                ("CHAP_C", MUTUAL_TARGET_CHALLENGE),
+            ],
+        );
+        let answer = sent(x.feed(resp));
+        assert_eq!(value(&answer, "CHAP_N").as_deref(), Some(USER));
+        assert_eq!(
+            unhex(&value(&answer, "CHAP_R").expect("CHAP_R")),
+            chap_response::<md5::Md5>(3, SECRET, &unhex(MUTUAL_TARGET_CHALLENGE))
+        );
+        assert_eq!(value(&answer, "CHAP_I"), None, "no challenge of ours");
+        assert_eq!(value(&answer, "CHAP_C"), None, "no challenge of ours");
+        x
+    };
+
+    let mut x = start();
+    let resp = x.target.says(
+        Stage::Security,
+        Some(Stage::Operational),
+        &[] as &[(&str, &str)],
+    );
+    let err = failed(x.feed(resp));
+    assert_eq!(x.login.diagnosis(), Some(ChapDiagnosis::OursAccepted));
+    assert!(
+        err.to_string().ends_with(
+            "the target refused the login after we challenged it for mutual CHAP, though it \
+             accepts our user name \"alice\" and secret: it may have no outgoing (mutual) \
+             account for this target"
+        ),
+        "{err}"
+    );
+
+    let mut x = start();
+    let resp = x.target.refuses(LoginStatus::AUTHENTICATION_FAILURE, &[]);
+    let err = failed(x.feed(resp));
+    assert_eq!(x.login.diagnosis(), Some(ChapDiagnosis::OursRefused));
+    assert!(
+        err.to_string()
+            .ends_with("the target refused our user name \"alice\" or its secret (status 0201)"),
+        "{err}"
+    );
 }
 
 /// RFC 7143 §11.13.5 (0101 moved temporarily, 0102 moved permanently) and

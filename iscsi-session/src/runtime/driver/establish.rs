@@ -12,6 +12,7 @@ use crate::core::chap::ChapAlgorithm;
 use crate::core::config::SessionConfig;
 use crate::core::connection::{Connection, ConnectionEvent};
 use crate::core::error::{Error, PathContext};
+use crate::core::login::ChapDiagnosis;
 use crate::core::portal::Portal;
 use crate::runtime::transport::Transport;
 use iscsi_proto::text::OperationalParams;
@@ -97,9 +98,38 @@ pub(crate) async fn establish(
             }
             LoginEnd::Failed(e) => {
                 io.abort();
+                if conn.chap_diagnosis() == Some(ChapDiagnosis::RefusedAfterMutualChallenge) {
+                    return Err(check_credentials(&cfg, &target, e).await);
+                }
                 return Err(e);
             }
         }
+    }
+}
+
+/// After a mutual CHAP login was refused: a second login that answers the
+/// target's challenge without challenging it back says whether it was our
+/// user name and secret it refused, or its own missing outgoing account
+/// (tgtd answers both the same way). The refusal stands if the check cannot
+/// tell.
+async fn check_credentials(cfg: &Arc<SessionConfig>, portal: &Portal, refusal: Error) -> Error {
+    let Ok(mut io) = Transport::connect(portal, cfg.timeouts.connect).await else {
+        return refusal;
+    };
+    let mut this = (**cfg).clone();
+    this.portal = portal.clone();
+    let mut conn = Connection::checking_credentials(Arc::new(this), now());
+    let end = run_login(&mut conn, &mut io).await;
+    io.abort();
+    match (end, conn.chap_diagnosis()) {
+        (
+            LoginEnd::Failed(verdict),
+            Some(ChapDiagnosis::OursAccepted | ChapDiagnosis::OursRefused),
+        ) => {
+            debug!(error = %verdict, "CHAP credentials checked without the mutual challenge");
+            verdict
+        }
+        _ => refusal,
     }
 }
 

@@ -190,6 +190,7 @@ impl Driver {
                             s.portal = est.portal.clone();
                             s.tsih = est.conn.tsih();
                             s.params = Some(est.params.clone());
+                            s.chap_algorithm = est.conn.chap_algorithm();
                             s.reconnects += u64::from(reconnected);
                         });
                         self.set_state(SessionState::LoggedIn);
