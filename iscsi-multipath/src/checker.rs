@@ -94,7 +94,7 @@ async fn follow_session(shared: &Shared, member: &Member, status: &SessionStatus
 /// takes it out of use or brings it back.
 fn mark(shared: &Shared, member: &Member, health: Health, error: Option<String>) {
     let was = member.health();
-    if was == Health::Refused {
+    if matches!(was, Health::Refused | Health::Disabled) {
         return;
     }
     if member.set_health(health.clone(), error.clone()) {
@@ -114,7 +114,7 @@ fn mark(shared: &Shared, member: &Member, health: Health, error: Option<String>)
 /// (once per login) the LU identity against the volume's.
 async fn verify(shared: &Shared, member: &Member, login: u64) {
     let was = member.health();
-    if matches!(was, Health::Refused) {
+    if matches!(was, Health::Refused | Health::Disabled) {
         return;
     }
     if matches!(was, Health::Down) {
@@ -126,7 +126,7 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
         if e.is_lun_missing() {
             let why = missing_lun(member).await;
             warn!("{why}");
-            if member.set_health(Health::Refused, Some(why)) {
+            if member.set_sticky(Health::Refused, why) {
                 shared.replan();
             }
             return;
@@ -160,7 +160,7 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
         };
         if let Err(mismatch) = admit(shared, member, &identity).await {
             error!("{mismatch}");
-            member.set_health(Health::Refused, Some(mismatch));
+            member.set_sticky(Health::Refused, mismatch);
             shared.replan();
             let session = member.session.clone();
             tokio::spawn(async move {

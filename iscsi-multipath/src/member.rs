@@ -28,6 +28,8 @@ pub(crate) enum Health {
     GaveUp,
     /// It leads to another LU than the volume's: never used.
     Refused,
+    /// Failed by the operator: unused until reinstated, whatever the checker sees.
+    Disabled,
 }
 
 impl Health {
@@ -40,6 +42,7 @@ impl Health {
             Health::Faulty => "failed",
             Health::GaveUp => "gave up",
             Health::Refused => "refused",
+            Health::Disabled => "failed by the operator",
         }
     }
 }
@@ -160,9 +163,34 @@ impl Member {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Moves to `health`; false when it was there already.
+    /// Moves to `health`; false when it was there already, or when the
+    /// path is refused or disabled by the operator (those stay until
+    /// [`Member::set_sticky`] or [`Member::clear_disabled`]).
     pub fn set_health(&self, health: Health, error: Option<String>) -> bool {
         let mut h = self.lock();
+        if matches!(h.health, Health::Refused | Health::Disabled) {
+            return false;
+        }
+        Self::apply(&mut h, health, error)
+    }
+
+    /// Enters Refused or Disabled, whatever the path was.
+    pub fn set_sticky(&self, health: Health, error: String) -> bool {
+        let mut h = self.lock();
+        Self::apply(&mut h, health, Some(error))
+    }
+
+    /// Leaves Disabled for Down (the checker then verifies the path).
+    pub fn clear_disabled(&self) -> bool {
+        let mut h = self.lock();
+        if h.health != Health::Disabled {
+            return false;
+        }
+        h.verified_login = None;
+        Self::apply(&mut h, Health::Down, None)
+    }
+
+    fn apply(h: &mut HealthInfo, health: Health, error: Option<String>) -> bool {
         if error.is_some() {
             h.last_error = error;
         }

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Main or secondary path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathRole {
     /// The path `target_portal` names: preferred, and failed back to.
@@ -15,7 +15,7 @@ pub enum PathRole {
 }
 
 /// Where a path is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathState {
     /// Carrying I/O.
@@ -33,7 +33,7 @@ pub enum PathState {
 }
 
 /// One path's status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathStatus {
     /// `host:port` (`[v6]:port`).
     pub portal: String,
@@ -62,7 +62,7 @@ pub struct PathStatus {
 }
 
 /// A volume's status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeStatus {
     /// The volume's name (main path's target and LUN).
     pub name: String,

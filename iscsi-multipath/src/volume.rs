@@ -224,6 +224,69 @@ impl MultipathVolume {
         self.shared.replan();
     }
 
+    /// The path whose portal is `portal` (`host:port`, `[v6]:port`).
+    fn member(&self, portal: &str) -> Result<&Arc<Member>, VolumeError> {
+        let wanted: Option<iscsi_session::Portal> = portal.parse().ok();
+        self.shared
+            .members
+            .iter()
+            .find(|m| {
+                wanted
+                    .as_ref()
+                    .is_some_and(|w| crate::path::same_portal(w, &m.spec.portal))
+            })
+            .ok_or_else(|| {
+                let known: Vec<String> = self
+                    .shared
+                    .members
+                    .iter()
+                    .map(|m| m.spec.portal.to_string())
+                    .collect();
+                VolumeError::Options(format!(
+                    "no path through {portal}; the paths are {}",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// multipathd's `fail path`: takes the path out of use until
+    /// [`MultipathVolume::reinstate_path`], whatever the checker finds.
+    pub fn fail_path(&self, portal: &str) -> Result<(), VolumeError> {
+        let member = self.member(portal)?;
+        if member.health() == Health::Refused {
+            return Err(VolumeError::Options(format!(
+                "the path through {portal} is refused (another LU)"
+            )));
+        }
+        if member.set_sticky(Health::Disabled, "failed by the operator".into()) {
+            info!(path = %member.spec.portal, "path failed by the operator");
+            self.shared.replan();
+        }
+        Ok(())
+    }
+
+    /// multipathd's `reinstate path`: the checker may use the path again
+    /// once it answers (at once when its session is logged in).
+    pub fn reinstate_path(&self, portal: &str) -> Result<(), VolumeError> {
+        let member = self.member(portal)?;
+        // Checked again before it carries I/O.
+        if member.clear_disabled() {
+            member.session.reconnect_now();
+            info!(path = %member.spec.portal, "path reinstated by the operator");
+            self.shared.replan();
+        }
+        Ok(())
+    }
+
+    /// Logs in again now on the path through `portal` (after fixing an ACL
+    /// or a secret on the target, or to skip the reconnect wait).
+    pub fn reconnect_path(&self, portal: &str) -> Result<(), VolumeError> {
+        let member = self.member(portal)?;
+        member.session.reconnect_now();
+        self.shared.bump();
+        Ok(())
+    }
+
     /// Skips the wait of every failed path: log in again and check now.
     pub fn reconnect_now(&self) {
         for m in &self.shared.members {
@@ -432,7 +495,7 @@ impl Shared {
                         PathState::Active
                     }
                     Health::Up => PathState::Standby,
-                    Health::Faulty | Health::GaveUp => PathState::Failed,
+                    Health::Faulty | Health::GaveUp | Health::Disabled => PathState::Failed,
                     Health::Down | Health::Checking => PathState::Reconnecting,
                     Health::Refused => PathState::Refused,
                 };

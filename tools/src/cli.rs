@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use iscsi_multipath::{Failback, NoPathRetry, Policy};
 
 use crate::cmd::{
-    bench::BenchArgs, connector::ConnectorArgs, copy::CopyArgs, discover::DiscoverArgs,
-    inquiry::InquiryArgs,
+    attach::AttachArgs, bench::BenchArgs, connector::ConnectorArgs, copy::CopyArgs,
+    discover::DiscoverArgs, inquiry::InquiryArgs, path::PathArgs, status::StatusArgs,
 };
 
 /// The command line of `riscsi`.
@@ -131,6 +131,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print this host's os-brick style connector properties as JSON.
     Connector(ConnectorArgs),
+    /// Log in to every path of a volume and serve it as one NBD block device.
+    Attach(AttachArgs),
+    /// The volume `riscsi attach` serves and its paths, like `multipath -ll`.
+    Status(StatusArgs),
+    /// Fail, reinstate or reconnect one path of `riscsi attach`'s volume.
+    Path(PathArgs),
 }
 
 #[cfg(test)]

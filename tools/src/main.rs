@@ -8,6 +8,7 @@
 mod auth;
 mod cli;
 mod cmd;
+mod control;
 mod cpu_time;
 mod error;
 mod initiator;

@@ -137,6 +137,8 @@ pub struct Volume {
     pub device: MultipathVolume,
     /// connection_info said `access_mode: ro`.
     pub read_only: bool,
+    /// connection_info said `discard: true`: trim may reach the LU.
+    pub discard: bool,
 }
 
 impl Volume {
@@ -156,7 +158,7 @@ impl Volume {
         info!(volume = %name, initiator = initiator_name, "opening");
         let mut template = SessionTemplate::new(initiator_name);
         let options = volume_options(multipath);
-        let (device, read_only) = match spec {
+        let (device, read_only, discard) = match spec {
             VolumeSpec::Url(url) => {
                 let iqn = url.target.clone().unwrap_or_default();
                 let path = PathSpec::new(url.portal.clone(), iqn, url.lun.unwrap_or_default());
@@ -170,12 +172,13 @@ impl Volume {
                 (
                     MultipathVolume::open(&set, &template, options).await?,
                     false,
+                    false,
                 )
             }
             VolumeSpec::Info { info, .. } => {
                 let device =
                     MultipathVolume::open_connection_info(&info, &template, options).await?;
-                (device, info.read_only())
+                (device, info.read_only(), info.discard())
             }
         };
         let g = device.geometry();
@@ -190,6 +193,7 @@ impl Volume {
             name,
             device,
             read_only,
+            discard,
         })
     }
 

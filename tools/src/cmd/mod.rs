@@ -1,10 +1,13 @@
 //! One module per subcommand; `run` resolves what they share and dispatches.
 
+pub mod attach;
 pub mod bench;
 pub mod connector;
 pub mod copy;
 pub mod discover;
 pub mod inquiry;
+pub mod path;
+pub mod status;
 
 use std::future::Future;
 
@@ -29,6 +32,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inquiry(args) => block_on(Threads::Many, inquiry::run(&ctx, args)),
         Command::Copy(args) => block_on(Threads::Many, copy::run(&ctx, args)),
         Command::Bench(args) => block_on(Threads::One, bench::run(&ctx, args)),
+        // One thread: an NBD request goes from the socket to the session
+        // driver and back without crossing threads (BENCHMARKS.md).
+        Command::Attach(args) => block_on(Threads::One, attach::run(&ctx, args)),
+        Command::Status(args) => block_on(Threads::One, status::run(args)),
+        Command::Path(args) => block_on(Threads::One, path::run(args)),
     }
 }
 

@@ -1,0 +1,153 @@
+//! The transmission phase of one connection. One task does it all: it
+//! decodes requests from a receive buffer, runs them concurrently (their
+//! futures polled by this task, not spawned, so a request never crosses to
+//! another task or thread on its way to the block device), and writes the
+//! replies that are ready, batched into one vectored write.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use iscsi_session::BlockDevice;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::export::{Export, MAX_BLOCK};
+use crate::handler::{Answer, Served, check, serve};
+use crate::proto::{CMD_DISC, Errno};
+use crate::reply::ReplyQueue;
+use crate::request::{Decoded, Request, RequestDecoder};
+
+/// Requests one connection has in flight at most; past it, reading stops
+/// until some complete, so a client cannot make us hold unbounded work.
+const MAX_IN_FLIGHT: usize = 128;
+/// Room kept free in the receive buffer before each read.
+const READ_ROOM: usize = 256 * 1024;
+
+/// Serves requests until the client disconnects (NBD_CMD_DISC or EOF) or
+/// `shutdown` turns true; in-flight requests are always answered first.
+pub async fn transmit<S, B>(
+    stream: &mut S,
+    export: Arc<Export<B>>,
+    structured: bool,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    B: BlockDevice,
+{
+    let mut buf = BytesMut::with_capacity(READ_ROOM);
+    let mut decoder = RequestDecoder::new(MAX_BLOCK as usize);
+    let mut in_flight = FuturesUnordered::new();
+    let mut replies = ReplyQueue::default();
+    let mut closing = *shutdown.borrow();
+    loop {
+        // Take what is buffered, while there is room.
+        while !closing && in_flight.len() < MAX_IN_FLIGHT {
+            let request = match decoder.decode(&mut buf) {
+                Ok(Some(Decoded::Request(r))) => r,
+                Ok(Some(Decoded::Oversized(r))) => {
+                    let message = format!("{} bytes is more than {MAX_BLOCK}", r.length);
+                    answer(&mut replies, &r, structured, Errno::Inval, &message);
+                    continue;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(error = %e, "dropping the client");
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            };
+            if request.command == CMD_DISC {
+                closing = true;
+                break;
+            }
+            match check(&export, &request, structured) {
+                Ok(()) => in_flight.push(serve(export.clone(), request)),
+                Err(Answer::Error(errno, message)) => {
+                    answer(&mut replies, &request, structured, errno, &message)
+                }
+                Err(_) => {}
+            }
+        }
+        // Everything already done goes out in one write.
+        while let Some(Some(done)) = in_flight.next().now_or_never() {
+            encode(&mut replies, done, structured);
+        }
+        if !replies.is_empty() {
+            replies.flush(stream).await?;
+            continue;
+        }
+        if closing && in_flight.is_empty() {
+            return Ok(());
+        }
+        let can_read = !closing && in_flight.len() < MAX_IN_FLIGHT;
+        if can_read && buf.capacity() - buf.len() < READ_ROOM / 4 {
+            buf.reserve(READ_ROOM);
+        }
+        tokio::select! {
+            // Completions first: replies free room and the client waits on them.
+            biased;
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                encode(&mut replies, done, structured);
+            }
+            read = stream.read_buf(&mut buf), if can_read => match read {
+                Ok(0) => closing = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            },
+            changed = shutdown.changed(), if !closing => {
+                if changed.is_err() || *shutdown.borrow() {
+                    closing = true;
+                    refuse_buffered(&mut decoder, &mut buf, &mut replies, structured);
+                }
+            }
+        }
+    }
+}
+
+/// At shutdown: requests already received but not started get ESHUTDOWN.
+fn refuse_buffered(
+    decoder: &mut RequestDecoder,
+    buf: &mut BytesMut,
+    replies: &mut ReplyQueue,
+    structured: bool,
+) {
+    while let Ok(Some(Decoded::Request(r) | Decoded::Oversized(r))) = decoder.decode(buf) {
+        if r.command != CMD_DISC {
+            answer(
+                replies,
+                &r,
+                structured,
+                Errno::Shutdown,
+                "the server is shutting down",
+            );
+        }
+    }
+}
+
+/// An error reply to `req`.
+fn answer(replies: &mut ReplyQueue, req: &Request, structured: bool, errno: Errno, message: &str) {
+    if structured {
+        replies.structured_error(req.handle, errno, message);
+    } else {
+        replies.simple(req.handle, Some(errno), &[]);
+    }
+}
+
+fn encode(replies: &mut ReplyQueue, done: Served, structured: bool) {
+    match (done.answer, structured) {
+        // A chunk must describe at least one byte: an empty read is just done.
+        (Answer::Data(data), true) if data.is_empty() => replies.structured_done(done.handle),
+        (Answer::Data(data), true) => replies.structured_data(done.handle, done.offset, &data),
+        (Answer::Data(data), false) => replies.simple(done.handle, None, &data),
+        (Answer::Done, true) if done.is_read => replies.structured_done(done.handle),
+        (Answer::Done, _) => replies.simple(done.handle, None, &[]),
+        (Answer::Error(errno, message), true) => {
+            replies.structured_error(done.handle, errno, &message)
+        }
+        (Answer::Error(errno, _), false) => replies.simple(done.handle, Some(errno), &[]),
+    }
+}

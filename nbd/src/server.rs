@@ -1,0 +1,344 @@
+//! The server: listeners (a unix socket, mode 0600, by default; TCP on
+//! loopback unless asked otherwise), one task per client, a bound on
+//! clients, and a shutdown that stops accepting and lets in-flight requests
+//! finish.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use iscsi_session::BlockDevice;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::connection::transmit;
+use crate::export::{Export, ExportConfig};
+use crate::handshake::{Negotiated, negotiate};
+
+/// How long a client may take to finish the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Binding or preparing the socket failed.
+    #[error("cannot listen on {at}: {source}")]
+    Io {
+        /// The address or path.
+        at: String,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// Another server answers on the socket path.
+    #[error("{0} is in use by another server")]
+    InUse(PathBuf),
+    /// Something that is not a socket is in the way.
+    #[error("{0} exists and is not a socket")]
+    NotASocket(PathBuf),
+    /// A non-loopback address without the explicit permission.
+    #[error(
+        "refusing to serve NBD on {0}: not a loopback address, and NBD has no authentication (allow it explicitly)"
+    )]
+    NotLoopback(SocketAddr),
+}
+
+/// A bound listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// A unix socket; the file is removed when the listener is dropped.
+    Unix {
+        /// The listening socket.
+        listener: UnixListener,
+        /// Its path.
+        path: PathBuf,
+    },
+    /// A TCP socket.
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// A unix socket at `path` (see [`bind_unix_private`]); the file is
+    /// removed when the listener is dropped.
+    pub fn unix(path: &Path) -> Result<Listener, ListenError> {
+        Ok(Listener::Unix {
+            listener: bind_unix_private(path)?,
+            path: path.to_owned(),
+        })
+    }
+
+    /// A TCP listener on `addr`; only loopback addresses unless
+    /// `allow_remote`.
+    pub async fn tcp(addr: SocketAddr, allow_remote: bool) -> Result<Listener, ListenError> {
+        if !addr.ip().is_loopback() && !allow_remote {
+            return Err(ListenError::NotLoopback(addr));
+        }
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ListenError::Io {
+                at: addr.to_string(),
+                source,
+            })?;
+        Ok(Listener::Tcp(listener))
+    }
+
+    /// The NBD URI of export `name` on this listener.
+    pub fn uri(&self, name: &str) -> String {
+        match self {
+            Listener::Unix { path, .. } => {
+                format!("nbd+unix:///{name}?socket={}", path.display())
+            }
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(addr) => format!("nbd://{addr}/{name}"),
+                Err(_) => format!("nbd://?/{name}"),
+            },
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix { path, .. } = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds a unix socket at `path`, mode 0600 from the start (bound under a
+/// temporary name, restricted, then renamed into place). A stale socket left
+/// by a dead server is replaced; a live one, or a file that is not a
+/// socket, is an error.
+pub fn bind_unix_private(path: &Path) -> Result<UnixListener, ListenError> {
+    let io_err = |source| ListenError::Io {
+        at: path.display().to_string(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(ListenError::NotASocket(path.to_owned()));
+        }
+        Ok(_) => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ListenError::InUse(path.to_owned()));
+            }
+            std::fs::remove_file(path).map_err(io_err)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "socket".into());
+    let temporary = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let listener = UnixListener::bind(&temporary).map_err(io_err)?;
+    let restricted = std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(e) = restricted {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(io_err(e));
+    }
+    Ok(listener)
+}
+
+/// An NBD server exporting one block device.
+#[derive(Debug)]
+pub struct NbdServer<B> {
+    export: Arc<Export<B>>,
+    shutdown: watch::Sender<bool>,
+    clients: Arc<AtomicUsize>,
+}
+
+impl<B> NbdServer<B>
+where
+    B: BlockDevice + Send + Sync + 'static,
+{
+    /// A server for `device`.
+    pub fn new(device: B, config: ExportConfig) -> Self {
+        NbdServer {
+            export: Arc::new(Export::new(device, config)),
+            shutdown: watch::Sender::new(false),
+            clients: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The export's settings.
+    pub fn config(&self) -> &ExportConfig {
+        &self.export.config
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Accepts clients on `listeners` until [`NbdServer::shutdown`] is
+    /// called, then waits (up to `drain`) for every client's in-flight
+    /// requests to be answered.
+    pub async fn run(&self, listeners: Vec<Listener>, drain: Duration) {
+        let mut connections = JoinSet::new();
+        let mut accepting = JoinSet::new();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Incoming>(16);
+        for listener in listeners {
+            let (tx, mut stop) = (tx.clone(), self.shutdown.subscribe());
+            accepting.spawn(async move {
+                let listener = listener;
+                loop {
+                    let incoming = tokio::select! {
+                        i = accept(&listener) => i,
+                        _ = stop.wait_for(|s| *s) => return,
+                    };
+                    match incoming {
+                        Ok(i) => {
+                            if tx.send(i).await.is_err() {
+                                return;
+                            }
+                        }
+                        // EMFILE and the like: back off instead of spinning.
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut stop = self.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                incoming = rx.recv() => match incoming {
+                    Some(incoming) => self.admit(incoming, &mut connections),
+                    None => break,
+                },
+                _ = stop.wait_for(|s| *s) => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        accepting.abort_all();
+        drop(rx);
+        let drained = tokio::time::timeout(drain, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                left = connections.len(),
+                "clients still busy after the drain timeout"
+            );
+            connections.abort_all();
+        }
+    }
+
+    fn admit(&self, incoming: Incoming, connections: &mut JoinSet<()>) {
+        if self.clients() >= self.export.config.max_clients {
+            warn!(peer = %incoming.peer, "too many clients; turning one away");
+            return;
+        }
+        let (export, shutdown, clients) = (
+            self.export.clone(),
+            self.shutdown.subscribe(),
+            self.clients.clone(),
+        );
+        let span = info_span!("nbd client", peer = %incoming.peer);
+        connections.spawn(
+            async move {
+                clients.fetch_add(1, Ordering::Relaxed);
+                match incoming.stream {
+                    Stream::Unix(mut s) => serve_client(&mut s, export, shutdown).await,
+                    Stream::Tcp(mut s) => {
+                        let _ = s.set_nodelay(true);
+                        serve_client(&mut s, export, shutdown).await
+                    }
+                }
+                clients.fetch_sub(1, Ordering::Relaxed);
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Serves one already-connected stream whose handshake is done elsewhere
+    /// (the kernel's NBD driver speaks only the transmission phase).
+    pub async fn serve_negotiated<S>(&self, stream: &mut S) -> io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.clients.fetch_add(1, Ordering::Relaxed);
+        let result = transmit(
+            stream,
+            self.export.clone(),
+            false,
+            self.shutdown.subscribe(),
+        )
+        .await;
+        self.clients.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    /// Stops accepting; connections answer what is in flight (requests not
+    /// started get ESHUTDOWN) and close.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+async fn serve_client<S, B>(stream: &mut S, export: Arc<Export<B>>, shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    B: BlockDevice,
+{
+    let structured = match tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, &export)).await
+    {
+        Ok(Ok(Negotiated::Transmission { structured })) => structured,
+        Ok(Ok(Negotiated::Ended)) => return,
+        Ok(Err(e)) => {
+            debug!(error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!("handshake timed out");
+            return;
+        }
+    };
+    info!(structured, "client connected");
+    match transmit(stream, export, structured, shutdown).await {
+        Ok(()) => info!("client disconnected"),
+        Err(e) => info!(error = %e, "client dropped"),
+    }
+}
+
+enum Stream {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+struct Incoming {
+    stream: Stream,
+    peer: String,
+}
+
+async fn accept(listener: &Listener) -> io::Result<Incoming> {
+    match listener {
+        Listener::Unix { listener, .. } => {
+            let (s, _) = listener.accept().await?;
+            Ok(Incoming {
+                stream: Stream::Unix(s),
+                peer: "unix".into(),
+            })
+        }
+        Listener::Tcp(l) => {
+            let (s, peer) = l.accept().await?;
+            Ok(Incoming {
+                stream: Stream::Tcp(s),
+                peer: peer.to_string(),
+            })
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `riscsi attach VOLUME`: log in to every path, serve the multipath volume
+//! over NBD, answer operators on the control socket, and on SIGINT/SIGTERM
+//! stop accepting, drain, flush, log out and remove the sockets.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use iscsi_multipath::MultipathVolume;
+use iscsi_session::BlockDevice;
+use riscsi_nbd::{ExportConfig, Listener, NbdServer, bind_unix_private};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+use super::Context;
+use crate::cli::VolumeArgs;
+use crate::control::{self, Answer, PathAction, Request, Status};
+use crate::error::{CliError, Result};
+use crate::volume::Volume;
+
+/// How long in-flight NBD requests get to finish at shutdown.
+const DRAIN: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The volume: iscsi://[user[%secret]@]host[:port]/target-iqn/lun, or
+    /// @FILE with the connection_info JSON (@- for standard input).
+    pub volume: String,
+    /// Serve NBD on this unix socket (default: a socket in the run
+    /// directory, mode 0600).
+    #[arg(long, value_name = "PATH", conflicts_with = "nbd_listen")]
+    pub nbd_unix: Option<PathBuf>,
+    /// Serve NBD over TCP on HOST:PORT instead ([::1]:PORT for IPv6); only
+    /// loopback addresses unless --nbd-allow-remote.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub nbd_listen: Option<SocketAddr>,
+    /// Allow --nbd-listen on a non-loopback address. NBD has no
+    /// authentication: anyone who reaches the port gets the volume.
+    #[arg(long, requires = "nbd_listen")]
+    pub nbd_allow_remote: bool,
+    /// The NBD export name (clients may also ask for the default, "").
+    #[arg(long, default_value = "", value_name = "NAME")]
+    pub export: String,
+    /// The control socket for `riscsi status` and `riscsi path` (default:
+    /// in the run directory, mode 0600).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: VolumeArgs,
+}
+
+pub async fn run(ctx: &Context, args: AttachArgs) -> Result<()> {
+    let run_dir = control::run_dir();
+    let pid = std::process::id();
+    let control_path = args
+        .control
+        .clone()
+        .unwrap_or_else(|| run_dir.join(format!("attach-{pid}.control")));
+    let nbd_path = match (&args.nbd_unix, args.nbd_listen) {
+        (Some(path), _) => Some(path.clone()),
+        (None, None) => Some(run_dir.join(format!("attach-{pid}.nbd"))),
+        (None, Some(_)) => None,
+    };
+    if args.control.is_none() || (args.nbd_unix.is_none() && args.nbd_listen.is_none()) {
+        control::make_run_dir(&run_dir)?;
+    }
+    let volume = Volume::open_arg(&args.volume, &args.options, &ctx.initiator_name).await?;
+    let result = serve(&volume, &args, nbd_path.as_deref(), &control_path).await;
+    // Flush, then log out of every path, whatever happened.
+    if !volume.read_only
+        && let Err(e) = volume.device.flush().await
+    {
+        warn!(error = %e, "final flush failed");
+    }
+    volume.close().await;
+    result
+}
+
+async fn serve(
+    volume: &Volume,
+    args: &AttachArgs,
+    nbd_path: Option<&Path>,
+    control_path: &Path,
+) -> Result<()> {
+    let listener = match (nbd_path, args.nbd_listen) {
+        (Some(path), _) => Listener::unix(path),
+        (None, Some(addr)) => Listener::tcp(addr, args.nbd_allow_remote).await,
+        (None, None) => unreachable!("a unix socket is the default"),
+    }
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let uri = listener.uri(&args.export);
+    let config = ExportConfig {
+        name: args.export.clone(),
+        description: volume.name.clone(),
+        read_only: volume.read_only,
+        trim: volume.discard,
+        ..ExportConfig::new(args.export.clone())
+    };
+    let server = Arc::new(NbdServer::new(volume.device.clone(), config));
+    let control = ControlSocket::bind(control_path)?;
+    // The one line a script waits for.
+    println!("{uri}");
+    info!(%uri, control = %control_path.display(), "serving");
+    let control_task = tokio::spawn(control.serve(volume.device.clone(), server.clone(), uri));
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| CliError::Internal(format!("cannot watch SIGINT: {e}")))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| CliError::Internal(format!("cannot watch SIGTERM: {e}")))?;
+    let run = server.run(vec![listener], DRAIN);
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => {}
+        _ = interrupt.recv() => stop(&server),
+        _ = terminate.recv() => stop(&server),
+    }
+    // A second signal while draining: leave at once.
+    tokio::select! {
+        () = &mut run => {}
+        _ = interrupt.recv() => std::process::exit(130),
+        _ = terminate.recv() => std::process::exit(143),
+    }
+    control_task.abort();
+    Ok(())
+}
+
+fn stop<B: BlockDevice + Send + Sync + 'static>(server: &NbdServer<B>) {
+    info!(clients = server.clients(), "stopping: draining NBD clients");
+    server.shutdown();
+}
+
+/// The control socket; its file is removed when it is dropped.
+struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ControlSocket {
+    fn bind(path: &Path) -> Result<ControlSocket> {
+        let listener = bind_unix_private(path).map_err(|e| CliError::Usage(e.to_string()))?;
+        Ok(ControlSocket {
+            listener,
+            path: path.to_owned(),
+        })
+    }
+
+    async fn serve(
+        self,
+        volume: MultipathVolume,
+        server: Arc<NbdServer<MultipathVolume>>,
+        uri: String,
+    ) {
+        loop {
+            let Ok((stream, _)) = self.listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let (volume, server, uri) = (volume.clone(), server.clone(), uri.clone());
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(control::TIMEOUT, answer(stream, &volume, &server, &uri))
+                        .await;
+            });
+        }
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn answer(
+    stream: tokio::net::UnixStream,
+    volume: &MultipathVolume,
+    server: &NbdServer<MultipathVolume>,
+    uri: &str,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read)
+        .take(control::MAX_LINE)
+        .read_line(&mut line)
+        .await?;
+    let answer = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Answer::Error {
+            error: format!("not a control request: {e}"),
+        },
+        Ok(Request::Status) => Answer::Status(Box::new(Status {
+            volume: volume.status(),
+            uri: uri.to_owned(),
+            nbd_clients: server.clients(),
+        })),
+        Ok(Request::Path { action, portal }) => {
+            let done = match action {
+                PathAction::Fail => volume.fail_path(&portal),
+                PathAction::Reinstate => volume.reinstate_path(&portal),
+                PathAction::Reconnect => volume.reconnect_path(&portal),
+            };
+            match done {
+                Ok(()) => Answer::Ok { ok: true },
+                Err(e) => Answer::Error {
+                    error: e.to_string(),
+                },
+            }
+        }
+    };
+    let mut text = serde_json::to_vec(&answer).unwrap_or_default();
+    text.push(b'\n');
+    write.write_all(&text).await
+}
