@@ -92,6 +92,14 @@ pub struct MultipathArgs {
     /// Seconds each login attempt of a path (connect and login) may take.
     #[arg(long, default_value_t = 15.0, value_name = "SECONDS", value_parser = parse_seconds)]
     pub path_timeout: f64,
+    /// Idle seconds before a path is pinged (NOP-Out), as open-iscsi's
+    /// noop_out_interval; with --nop-timeout it bounds how long a path that
+    /// went silent (a cut link) holds I/O before failover.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub nop_interval: f64,
+    /// Seconds without an answer to the ping before the path is declared dead.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub nop_timeout: f64,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -107,6 +115,15 @@ impl MultipathArgs {
     /// The path timeout as a duration.
     pub fn path_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.path_timeout)
+    }
+
+    /// The session timeouts the keepalive flags ask for.
+    pub fn timeouts(&self) -> iscsi_session::Timeouts {
+        iscsi_session::Timeouts {
+            nop_interval: Duration::from_secs_f64(self.nop_interval),
+            nop_timeout: Duration::from_secs_f64(self.nop_timeout),
+            ..iscsi_session::Timeouts::default()
+        }
     }
 }
 

@@ -157,6 +157,7 @@ impl Volume {
         let name = spec.describe();
         info!(volume = %name, initiator = initiator_name, "opening");
         let mut template = SessionTemplate::new(initiator_name);
+        template.timeouts = Some(multipath.timeouts());
         let options = volume_options(multipath);
         let (device, read_only, discard) = match spec {
             VolumeSpec::Url(url) => {
