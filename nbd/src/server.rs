@@ -174,6 +174,11 @@ where
         &self.export.config
     }
 
+    /// The export (size, block sizes, transmission flags).
+    pub fn export(&self) -> &Export<B> {
+        &self.export
+    }
+
     /// Clients connected now.
     pub fn clients(&self) -> usize {
         self.clients.load(Ordering::Relaxed)

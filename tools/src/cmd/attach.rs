@@ -20,6 +20,7 @@ use super::Context;
 use crate::cli::VolumeArgs;
 use crate::control::{self, Answer, PathAction, Request, Status};
 use crate::error::{CliError, Result};
+use crate::kernel_nbd::KernelDevice;
 use crate::volume::Volume;
 
 /// How long in-flight NBD requests get to finish at shutdown.
@@ -49,6 +50,10 @@ pub struct AttachArgs {
     /// in the run directory, mode 0600).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// Also hand the export to the kernel's NBD driver as this device
+    /// (no nbd-client needed); the ready line is then the device path.
+    #[arg(long, value_name = "/dev/nbdN")]
+    pub device: Option<PathBuf>,
     #[command(flatten)]
     pub options: VolumeArgs,
 }
@@ -102,8 +107,15 @@ async fn serve(
     };
     let server = Arc::new(NbdServer::new(volume.device.clone(), config));
     let control = ControlSocket::bind(control_path)?;
+    let kernel = match &args.device {
+        Some(device) => Some(kernel_device(&server, device)?),
+        None => None,
+    };
     // The one line a script waits for.
-    println!("{uri}");
+    match &args.device {
+        Some(device) => println!("{}", device.display()),
+        None => println!("{uri}"),
+    }
     info!(%uri, control = %control_path.display(), "serving");
     let control_task = tokio::spawn(control.serve(volume.device.clone(), server.clone(), uri));
     let mut interrupt = signal(SignalKind::interrupt())
@@ -114,9 +126,17 @@ async fn serve(
     tokio::pin!(run);
     tokio::select! {
         () = &mut run => {}
-        _ = interrupt.recv() => stop(&server),
-        _ = terminate.recv() => stop(&server),
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
     }
+    // The kernel first: it sends NBD_CMD_DISC once its queue is answered.
+    if let Some((device, served)) = kernel {
+        if let Err(e) = device.disconnect() {
+            warn!(error = %e, "kernel device disconnect");
+        }
+        let _ = tokio::time::timeout(DRAIN, served).await;
+    }
+    stop(&server);
     // A second signal while draining: leave at once.
     tokio::select! {
         () = &mut run => {}
@@ -125,6 +145,48 @@ async fn serve(
     }
     control_task.abort();
     Ok(())
+}
+
+/// Connects `/dev/nbdN` to the export through a socket pair; the task serves
+/// the kernel's requests until it disconnects.
+fn kernel_device(
+    server: &Arc<NbdServer<MultipathVolume>>,
+    device: &Path,
+) -> Result<(KernelDevice, tokio::task::JoinHandle<()>)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    use std::os::fd::AsRawFd;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| CliError::Internal(format!("socketpair: {e}")))?;
+    let export = server.export();
+    let (block_size, _, _) = export.block_sizes();
+    let kernel = KernelDevice::connect(
+        device,
+        export.size(),
+        block_size,
+        export.transmission_flags(false),
+        theirs.as_raw_fd(),
+    )?;
+    // The kernel holds its own reference to the socket now.
+    drop(theirs);
+    let stream = std::os::unix::net::UnixStream::from(ours);
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| CliError::Internal(format!("socket: {e}")))?;
+    let mut stream = tokio::net::UnixStream::from_std(stream)
+        .map_err(|e| CliError::Internal(format!("socket: {e}")))?;
+    let server = server.clone();
+    let served = tokio::spawn(async move {
+        if let Err(e) = server.serve_negotiated(&mut stream).await {
+            warn!(error = %e, "kernel NBD connection ended");
+        }
+    });
+    info!(device = %device.display(), "kernel NBD device connected");
+    Ok((kernel, served))
 }
 
 fn stop<B: BlockDevice + Send + Sync + 'static>(server: &NbdServer<B>) {
