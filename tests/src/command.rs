@@ -193,7 +193,7 @@ pub(crate) fn wait_until(
 
 /// Reads a pipe to its end on a thread, so a chatty child never blocks on a full
 /// pipe while we wait for it.
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Option<JoinHandle<Vec<u8>>> {
+pub(crate) fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Option<JoinHandle<Vec<u8>>> {
     pipe.map(|mut pipe| {
         thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -203,7 +203,7 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Option<JoinHandle<Vec<u8>
     })
 }
 
-fn join_drain(handle: Option<JoinHandle<Vec<u8>>>) -> String {
+pub(crate) fn join_drain(handle: Option<JoinHandle<Vec<u8>>>) -> String {
     handle
         .and_then(|h| h.join().ok())
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())

@@ -87,6 +87,16 @@ pub enum FixtureError {
         detail: String,
     },
 
+    /// A guest kernel run did not get its script's exit status back (timeout,
+    /// panic, failed setup), or the script failed where success was required.
+    #[error("guest {problem}; its console:\n{console}")]
+    Guest {
+        /// What went wrong.
+        problem: String,
+        /// The tail of the serial console (and qemu's stderr).
+        console: String,
+    },
+
     /// An I/O operation of the fixture itself failed.
     #[error("{context}: {source}")]
     Io {

@@ -22,6 +22,7 @@ mod connection_info;
 mod daemon;
 mod error;
 mod export;
+pub mod guest;
 mod istgt;
 pub mod libiscsi;
 mod lun;

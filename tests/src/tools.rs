@@ -13,6 +13,11 @@ fn package_of(tool: &str) -> &str {
         t if t.starts_with("iscsi-") => "libiscsi-bin",
         "stdbuf" | "timeout" => "coreutils",
         "tshark" => "tshark",
+        "qemu-system-x86_64" => "qemu-system-x86",
+        "mkfs.ext4" | "fsck.ext4" => "e2fsprogs",
+        "ldd" => "libc-bin",
+        "apt-get" | "apt-cache" => "apt",
+        "dpkg-deb" => "dpkg",
         other => other,
     }
 }
