@@ -11,6 +11,7 @@ mod copy_from_volume;
 mod copy_to_volume;
 mod discover;
 mod errors;
+mod guest;
 mod inquiry;
 mod reconnect;
 mod support;
