@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use iscsi_multipath::{Failback, NoPathRetry, Policy};
 
 use crate::cmd::{
-    attach::AttachArgs, bench::BenchArgs, connector::ConnectorArgs, copy::CopyArgs,
-    discover::DiscoverArgs, inquiry::InquiryArgs, path::PathArgs, status::StatusArgs,
+    attach::AttachArgs, bench::BenchArgs, completions::CompletionsArgs, completions::ManpageArgs,
+    connector::ConnectorArgs, copy::CopyArgs, discover::DiscoverArgs, inquiry::InquiryArgs,
+    path::PathArgs, status::StatusArgs,
 };
 
 /// The command line of `riscsi`.
@@ -154,6 +155,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Fail, reinstate or reconnect one path of `riscsi attach`'s volume.
     Path(PathArgs),
+    /// Print a shell completion script (bash, zsh, fish...).
+    Completions(CompletionsArgs),
+    /// Print the man page (or write every page with --dir).
+    Manpage(ManpageArgs),
 }
 
 #[cfg(test)]

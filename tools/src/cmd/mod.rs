@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod bench;
+pub mod completions;
 pub mod connector;
 pub mod copy;
 pub mod discover;
@@ -23,6 +24,12 @@ pub struct Context {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // These need no initiator name (nor a state directory to make one in).
+    match &cli.command {
+        Command::Completions(args) => return completions::completions(args),
+        Command::Manpage(args) => return completions::manpage(args),
+        _ => {}
+    }
     let ctx = Context {
         initiator_name: initiator::resolve(cli.global.initiator_name.as_deref())?,
     };
@@ -37,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Attach(args) => block_on(Threads::One, attach::run(&ctx, args)),
         Command::Status(args) => block_on(Threads::One, status::run(args)),
         Command::Path(args) => block_on(Threads::One, path::run(args)),
+        Command::Completions(_) | Command::Manpage(_) => Ok(()),
     }
 }
 
