@@ -3,10 +3,9 @@
 //! export served from the host, and `riscsi attach --device /dev/nbd0` inside
 //! the guest with the main path cut from the host while ext4 is written.
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -14,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use riscsi_tests::guest::{Guest, GuestFile, HOST_ADDR};
 use riscsi_tests::prelude::*;
-use riscsi_tests::{ConnectionInfo, free_port, require_tool, spawn_tied};
+use riscsi_tests::{ConnectionInfo, free_port, require_tool};
+
+use crate::support::Attach;
 use sha2::{Digest, Sha256};
 
 const GUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -33,62 +34,6 @@ fn field<'a>(output: &'a str, key: &str) -> Option<&'a str> {
     output
         .lines()
         .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-}
-
-/// `riscsi attach` on the host, killed on drop.
-struct HostAttach {
-    child: Child,
-}
-
-impl HostAttach {
-    fn start(args: &[String], run_dir: &Path) -> (HostAttach, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_riscsi"));
-        command
-            .args(["--initiator-name", INITIATOR, "attach"])
-            .args(args)
-            .env("RISCSI_RUN_DIR", run_dir)
-            .env("RISCSI_STATE_DIR", run_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = spawn_tied(command).expect("start riscsi attach");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("riscsi attach printed its ready line");
-        (HostAttach { child }, line.trim().to_owned())
-    }
-
-    /// SIGINT, and the exit status must be 0.
-    fn stop(mut self) {
-        let sent = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "riscsi attach exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "riscsi attach did not stop");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for HostAttach {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A shell loop writing FILES with fsync, printing each file's sha256.
@@ -172,7 +117,7 @@ fn a_guest_nbd_client_uses_the_export_of_riscsi_attach() {
     let dir = riscsi_tests::temp_dir("guest-nbd").unwrap();
     let ci = write_ci(&tgt.connection_info_spec(), dir.path(), "ci.json");
     let port = free_port(IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
-    let (attach, uri) = HostAttach::start(
+    let (attach, uri) = Attach::start(
         &[
             format!("@{}", ci.display()),
             "--nbd-listen".into(),

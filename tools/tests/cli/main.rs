@@ -4,6 +4,7 @@
 //! files. One test binary, one module per subject; every case runs in
 //! parallel with its own daemon.
 
+mod attach;
 mod bench;
 mod chap;
 mod connector;
