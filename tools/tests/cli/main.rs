@@ -14,5 +14,6 @@ mod discover;
 mod errors;
 mod guest;
 mod inquiry;
+mod multipath;
 mod reconnect;
 mod support;
