@@ -54,6 +54,12 @@ pub struct AttachArgs {
     /// (no nbd-client needed); the ready line is then the device path.
     #[arg(long, value_name = "/dev/nbdN")]
     pub device: Option<PathBuf>,
+    /// Runtime threads. 1 (the default) keeps each request on one thread
+    /// from the NBD socket to the iSCSI session and back; more spread
+    /// clients and paths over cores at the price of cross-thread wake-ups
+    /// (BENCHMARKS.md measures both).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
     #[command(flatten)]
     pub options: VolumeArgs,
 }

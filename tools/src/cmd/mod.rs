@@ -35,13 +35,19 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Connector(args) => connector::run(&ctx, &args),
-        Command::Discover(args) => block_on(Threads::Many, discover::run(&ctx, args)),
-        Command::Inquiry(args) => block_on(Threads::Many, inquiry::run(&ctx, args)),
-        Command::Copy(args) => block_on(Threads::Many, copy::run(&ctx, args)),
+        Command::Discover(args) => block_on(Threads::Many(None), discover::run(&ctx, args)),
+        Command::Inquiry(args) => block_on(Threads::Many(None), inquiry::run(&ctx, args)),
+        Command::Copy(args) => block_on(Threads::Many(None), copy::run(&ctx, args)),
         Command::Bench(args) => block_on(Threads::One, bench::run(&ctx, args)),
         // One thread: an NBD request goes from the socket to the session
         // driver and back without crossing threads (BENCHMARKS.md).
-        Command::Attach(args) => block_on(Threads::One, attach::run(&ctx, args)),
+        Command::Attach(args) => {
+            let threads = match args.threads {
+                1 => Threads::One,
+                n => Threads::Many(Some(usize::from(n))),
+            };
+            block_on(threads, attach::run(&ctx, args))
+        }
         Command::Status(args) => block_on(Threads::One, status::run(args)),
         Command::Path(args) => block_on(Threads::One, path::run(args)),
         Command::Completions(_) | Command::Manpage(_) => Ok(()),
@@ -55,16 +61,22 @@ enum Threads {
     /// a multi-threaded runtime spent as much CPU on cross-thread wake-ups as on
     /// the I/O itself at 4 KiB x 32; the target gets the other cores.
     One,
-    /// Session drivers and I/O tasks live on the workers, while the command's
-    /// own future runs on this thread and may do blocking local file I/O
-    /// without stalling them.
-    Many,
+    /// Session drivers and I/O tasks live on the workers (this many, else
+    /// one per core), while the command's own future runs on this thread
+    /// and may do blocking local file I/O without stalling them.
+    Many(Option<usize>),
 }
 
 fn block_on<F: Future<Output = Result<()>>>(threads: Threads, future: F) -> Result<()> {
     let mut builder = match threads {
         Threads::One => tokio::runtime::Builder::new_current_thread(),
-        Threads::Many => tokio::runtime::Builder::new_multi_thread(),
+        Threads::Many(workers) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = workers {
+                b.worker_threads(n);
+            }
+            b
+        }
     };
     let runtime = builder
         .enable_all()
