@@ -126,6 +126,8 @@ pub(crate) struct Member {
     pub session: Session,
     pub health: Mutex<HealthInfo>,
     pub counters: Counters,
+    /// The state last shown in a status, and since when.
+    shown: Mutex<Option<(crate::status::PathState, Instant)>>,
 }
 
 impl Member {
@@ -145,6 +147,20 @@ impl Member {
                 verified_login: None,
             }),
             counters: Counters::default(),
+            shown: Mutex::new(None),
+        }
+    }
+
+    /// Since when the path has been in `state` as a status shows it (now,
+    /// when it was in another one).
+    pub fn shown_since(&self, state: crate::status::PathState, now: Instant) -> Instant {
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        match *shown {
+            Some((s, since)) if s == state => since,
+            _ => {
+                *shown = Some((state, now));
+                now
+            }
         }
     }
 

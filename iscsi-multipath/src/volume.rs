@@ -423,6 +423,15 @@ impl Shared {
         let now = Instant::now();
         let (plan, switch) = self.planner().plan(&views, now);
         let empty = plan.active.is_empty();
+        // Standby and active change with the plan, not with the health: note
+        // each path's shown state now, so "since" is when it last changed.
+        for m in &self.members {
+            let health = m.lock().health.clone();
+            m.shown_since(
+                shown_state(&health, m.index, &plan, self.options.policy),
+                now,
+            );
+        }
         *self.plan.write().unwrap_or_else(|p| p.into_inner()) = plan;
         {
             let mut since = self.no_path_since.lock().unwrap_or_else(|p| p.into_inner());
@@ -486,19 +495,8 @@ impl Shared {
             .iter()
             .map(|m| {
                 let h = m.lock();
-                let state = match h.health {
-                    Health::Up if plan.active.first() == Some(&m.index) => PathState::Active,
-                    Health::Up
-                        if self.options.policy != crate::Policy::Failover
-                            && plan.active.contains(&m.index) =>
-                    {
-                        PathState::Active
-                    }
-                    Health::Up => PathState::Standby,
-                    Health::Faulty | Health::GaveUp | Health::Disabled => PathState::Failed,
-                    Health::Down | Health::Checking => PathState::Reconnecting,
-                    Health::Refused => PathState::Refused,
-                };
+                let state = shown_state(&h.health, m.index, &plan, self.options.policy);
+                let since = m.shown_since(state, now);
                 let c = &m.counters;
                 PathStatus {
                     portal: m.spec.portal.to_string(),
@@ -510,7 +508,7 @@ impl Shared {
                         PathRole::Secondary
                     },
                     state,
-                    state_ms: millis(now - h.since),
+                    state_ms: millis(now - since),
                     in_flight: c.in_flight.load(Ordering::Relaxed),
                     completed: c.completed.load(Ordering::Relaxed),
                     bytes: c.bytes.load(Ordering::Relaxed),
@@ -532,6 +530,21 @@ impl Shared {
             no_path_ms: self.no_path_since().map(|t| millis(now - t)),
             paths,
         }
+    }
+}
+
+/// The state a status shows for a path: its health, and for a healthy
+/// path whether the plan has it carrying I/O.
+fn shown_state(health: &Health, index: usize, plan: &Plan, policy: crate::Policy) -> PathState {
+    match health {
+        Health::Up if plan.active.first() == Some(&index) => PathState::Active,
+        Health::Up if policy != crate::Policy::Failover && plan.active.contains(&index) => {
+            PathState::Active
+        }
+        Health::Up => PathState::Standby,
+        Health::Faulty | Health::GaveUp | Health::Disabled => PathState::Failed,
+        Health::Down | Health::Checking => PathState::Reconnecting,
+        Health::Refused => PathState::Refused,
     }
 }
 

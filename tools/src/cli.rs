@@ -9,7 +9,7 @@ use iscsi_multipath::{Failback, NoPathRetry, Policy};
 use crate::cmd::{
     attach::AttachArgs, bench::BenchArgs, completions::CompletionsArgs, completions::ManpageArgs,
     connector::ConnectorArgs, copy::CopyArgs, discover::DiscoverArgs, inquiry::InquiryArgs,
-    path::PathArgs, status::StatusArgs,
+    path::FailbackArgs, path::PathArgs, status::StatusArgs,
 };
 
 /// The command line of `riscsi`.
@@ -155,6 +155,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Fail, reinstate or reconnect one path of `riscsi attach`'s volume.
     Path(PathArgs),
+    /// Send `riscsi attach`'s I/O back to the main path now (--failback manual).
+    Failback(FailbackArgs),
     /// Print a shell completion script (bash, zsh, fish...).
     Completions(CompletionsArgs),
     /// Print the man page (or write every page with --dir).

@@ -25,6 +25,8 @@ pub enum Request {
     Status,
     /// multipathd's `fail path` / `reinstate path`, or a login now.
     Path { action: PathAction, portal: String },
+    /// I/O back on the main path now (failback manual, or a delay cut short).
+    Failback,
 }
 
 /// What to do to a path.

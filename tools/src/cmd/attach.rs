@@ -263,6 +263,10 @@ async fn answer(
             uri: uri.to_owned(),
             nbd_clients: server.clients(),
         })),
+        Ok(Request::Failback) => {
+            volume.failback();
+            Answer::Ok { ok: true }
+        }
         Ok(Request::Path { action, portal }) => {
             let done = match action {
                 PathAction::Fail => volume.fail_path(&portal),

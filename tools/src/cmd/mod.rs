@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Status(args) => block_on(Threads::One, status::run(args)),
         Command::Path(args) => block_on(Threads::One, path::run(args)),
+        Command::Failback(args) => block_on(Threads::One, path::failback(args)),
         Command::Completions(_) | Command::Manpage(_) => Ok(()),
     }
 }

@@ -21,6 +21,24 @@ pub struct PathArgs {
     pub control: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct FailbackArgs {
+    /// The control socket of `riscsi attach` (default: the only one running).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+}
+
+/// `riscsi failback`: the main path carries I/O again now (with `--failback
+/// manual`, the only way back while another path lives).
+pub async fn failback(args: FailbackArgs) -> Result<()> {
+    let control = control::find_control(args.control.as_deref())?;
+    match control::ask(&control, &Request::Failback).await? {
+        Answer::Ok { .. } => Ok(()),
+        Answer::Error { error } => Err(CliError::Usage(error)),
+        Answer::Status(_) => Err(CliError::Internal("unexpected answer".into())),
+    }
+}
+
 pub async fn run(args: PathArgs) -> Result<()> {
     let control = control::find_control(args.control.as_deref())?;
     let request = Request::Path {

@@ -153,3 +153,67 @@ fn operators_fail_and_reinstate_paths_while_io_flows() {
         out.stderr
     );
 }
+
+/// `--failback manual`: a reinstated main path waits on standby until the
+/// operator's `riscsi failback`.
+#[test]
+fn manual_failback_waits_for_the_operator() {
+    let tgt = Tgt::builder()
+        .portal("127.0.0.1")
+        .portal("127.0.0.2")
+        .lun(LunSpec::new(16 << 20).pattern(5))
+        .start()
+        .unwrap();
+    let dir = riscsi_tests::temp_dir("attach-failback").unwrap();
+    let ci = dir.path().join("ci.json");
+    std::fs::write(
+        &ci,
+        tgt.connection_info(ConnectionInfoForm::Lists).to_string(),
+    )
+    .unwrap();
+    let want = tgt.first_lun().read_backing(0, 16 << 20).unwrap();
+    let (attach, uri) = Attach::start(
+        &[
+            format!("@{}", ci.display()),
+            "--failback".into(),
+            "manual".into(),
+        ],
+        dir.path(),
+    );
+    let run_dir = dir.path().display().to_string();
+    let s = wait_status(dir.path(), "both paths usable", |s| {
+        path_state(s, 0) == "active" && path_state(s, 1) == "standby"
+    });
+    let main = s["volume"]["paths"][0]["portal"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    riscsi(["path", "fail", &main])
+        .env("RISCSI_RUN_DIR", &run_dir)
+        .run()
+        .success();
+    nbd_read(&uri, &want);
+    riscsi(["path", "reinstate", &main])
+        .env("RISCSI_RUN_DIR", &run_dir)
+        .run()
+        .success();
+    let s = wait_status(dir.path(), "main healthy on standby", |s| {
+        path_state(s, 0) == "standby" && path_state(s, 1) == "active"
+    });
+    assert_eq!(s["volume"]["failback"], "manual");
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        path_state(&status(dir.path()), 0),
+        "standby",
+        "no failback on its own"
+    );
+    riscsi(["failback"])
+        .env("RISCSI_RUN_DIR", &run_dir)
+        .run()
+        .success();
+    wait_status(dir.path(), "failback by the operator", |s| {
+        path_state(s, 0) == "active" && path_state(s, 1) == "standby"
+    });
+    nbd_read(&uri, &want);
+    attach.stop();
+}
