@@ -26,6 +26,7 @@ pub mod guest;
 mod istgt;
 pub mod libiscsi;
 mod lun;
+pub mod nbd_async;
 mod net;
 pub mod pattern;
 pub mod pcap;
@@ -38,6 +39,7 @@ mod temp;
 mod tgt;
 mod tools;
 pub mod tshark;
+pub mod verifier;
 pub mod volume;
 
 pub use builder::{DEFAULT_LUN_SIZE, DEFAULT_STARTUP_TIMEOUT, FixtureBuilder, TargetSpec};
