@@ -13,6 +13,9 @@ fn package_of(tool: &str) -> &str {
         t if t.starts_with("iscsi-") => "libiscsi-bin",
         "stdbuf" | "timeout" => "coreutils",
         "tshark" => "tshark",
+        "nbdinfo" | "nbdcopy" | "nbdfuse" => "libnbd-bin",
+        "nbdsh" => "python3-libnbd",
+        "qemu-io" | "qemu-img" | "qemu-nbd" => "qemu-utils",
         other => other,
     }
 }
@@ -73,5 +76,7 @@ mod tests {
         assert_eq!(package_of("tgtadm"), "tgt");
         assert_eq!(package_of("istgt"), "istgt");
         assert_eq!(package_of("iscsi-inq"), "libiscsi-bin");
+        assert_eq!(package_of("nbdcopy"), "libnbd-bin");
+        assert_eq!(package_of("qemu-io"), "qemu-utils");
     }
 }
