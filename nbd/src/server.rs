@@ -294,8 +294,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     B: BlockDevice,
 {
-    let structured = match tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, &export)).await
-    {
+    // A client still negotiating has nothing in flight: shutdown drops it
+    // at once instead of letting it hold the drain for the handshake timeout.
+    let mut stop = shutdown.clone();
+    let negotiated = tokio::select! {
+        n = tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, &export)) => n,
+        _ = stop.wait_for(|s| *s) => {
+            debug!("shutting down: dropping a client in its handshake");
+            return;
+        }
+    };
+    let structured = match negotiated {
         Ok(Ok(Negotiated::Transmission { structured })) => structured,
         Ok(Ok(Negotiated::Ended)) => return,
         Ok(Err(e)) => {

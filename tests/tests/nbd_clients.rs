@@ -924,3 +924,25 @@ fn sigint_with_writes_in_flight_keeps_every_acknowledged_write() {
         "writes answered before the signal were acknowledged"
     );
 }
+
+/// A client that connected but never finished its handshake (a port scan,
+/// a hung client) has nothing in flight: SIGINT must not wait for it.
+#[test]
+fn sigint_does_not_wait_for_a_client_stuck_in_its_handshake() {
+    let tgt = tgt(LunSpec::new(4 * MIB));
+    let attach = attach(&info(&tgt, |_| {}), &[]);
+    let mut stuck = NbdStream::unix(attach.nbd_socket().unwrap()).unwrap();
+    read_greeting(&mut stuck).unwrap();
+    attach
+        .wait_status(SETTLE, |s| s["nbd_clients"] == 1)
+        .unwrap_or_else(|s| panic!("the client is admitted: {s:#}"));
+    let started = Instant::now();
+    stop(attach);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    let (closed, _) = stuck.read_until_closed(SETTLE).unwrap();
+    assert!(closed, "the stuck client is disconnected");
+}
