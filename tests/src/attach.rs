@@ -7,7 +7,9 @@
 //! `cargo test --workspace` builds, or `cargo build [--release] -p
 //! riscsi-tools` for a run of this crate alone).
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{RecvTimeoutError, channel};
@@ -179,7 +181,7 @@ impl Attach {
         attach.nbd_socket = attach
             .uri
             .split_once("?socket=")
-            .map(|(_, path)| PathBuf::from(path));
+            .map(|(_, path)| PathBuf::from(OsString::from_vec(percent_decode(path))));
         Ok(attach)
     }
 
@@ -332,6 +334,30 @@ impl Attach {
     }
 }
 
+/// `%XX` escapes decoded (the URI's socket path is percent-encoded).
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 fn describe(status: Option<ExitStatus>) -> String {
     status.map_or_else(|| "still running".into(), |s| s.to_string())
 }
@@ -342,5 +368,17 @@ impl Drop for Attach {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_paths_are_percent_decoded() {
+        assert_eq!(percent_decode("/tmp/a%20b%25c"), b"/tmp/a b%c");
+        assert_eq!(percent_decode("/x%zz%4"), b"/x%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é".as_bytes());
     }
 }

@@ -234,6 +234,34 @@ fn a_read_only_4k_export_over_tcp() {
     assert_same(&backing(&tgt, 0, size), &before, "the read-only LU");
 }
 
+/// An export name and a socket path with characters URIs reserve: the URI
+/// attach prints must still lead clients to that export on that socket.
+#[test]
+fn the_uri_survives_reserved_characters() {
+    let tgt = tgt(LunSpec::new(4 * MIB).pattern(20));
+    let dir = tempfile::Builder::new()
+        .prefix("riscsi nbd ")
+        .tempdir()
+        .unwrap();
+    let socket = dir.path().join("my sock#1.nbd");
+    let name = "my vol?x=1#2%";
+    let attach = attach(
+        &info(&tgt, |_| {}),
+        &["--export", name, "--nbd-unix", socket.to_str().unwrap()],
+    );
+    assert_eq!(attach.nbd_socket(), Some(socket.as_path()));
+    assert!(!attach.uri().contains(' '), "{}", attach.uri());
+    let export = nbdinfo(attach.uri());
+    assert_eq!(export["export-name"], name);
+    let out = run(tool("qemu-io").args(["-f", "raw", "-c", "read -v 0 512", attach.uri()]));
+    assert!(out.contains("read 512/512"), "qemu-io:\n{out}");
+    let mut c = NbdClient::unix(&socket, name, true).expect("the named export");
+    let data = c.read(0, 512).unwrap().expect("a read");
+    assert_same(&data, &backing(&tgt, 0, 512), "the first block");
+    c.disconnect().unwrap();
+    stop(attach);
+}
+
 #[test]
 fn nbdcopy_a_file_in_and_out() {
     let size = 32 * MIB;
