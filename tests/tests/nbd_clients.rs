@@ -439,6 +439,9 @@ print("ok")
         ("empty trim", CMD_TRIM, 4096, 0, 0),
         ("empty zeroes", CMD_WRITE_ZEROES, 4096, 0, 0),
         ("misaligned trim", CMD_TRIM, 4096 + 100, 512, EINVAL),
+        // The spec: EINVAL for a read or trim beyond the end.
+        ("trim across the end", CMD_TRIM, size - 512, 1024, EINVAL),
+        ("trim at the end", CMD_TRIM, size, 512, EINVAL),
         (
             "zeroes across the end",
             CMD_WRITE_ZEROES,
