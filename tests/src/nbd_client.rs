@@ -237,6 +237,17 @@ impl NbdClient {
         }
         let client_flags = u32::from(flags & (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES));
         stream.write_all(&client_flags.to_be_bytes())?;
+        Self::negotiate_after_flags(stream, name, structured)
+    }
+
+    /// The option haggling part of the handshake, on a stream whose
+    /// greeting and client flags were exchanged (fixed newstyle) by the
+    /// caller, possibly with other options since.
+    pub fn negotiate_after_flags(
+        mut stream: NbdStream,
+        name: &str,
+        structured: bool,
+    ) -> io::Result<NbdClient> {
         if structured {
             send_option(&mut stream, OPT_STRUCTURED_REPLY, &[])?;
             let (kind, data) = read_option_reply(&mut stream, OPT_STRUCTURED_REPLY)?;
@@ -278,13 +289,33 @@ impl NbdClient {
             }
         }
         let (size, flags) = export.ok_or_else(|| bad("GO acknowledged without NBD_INFO_EXPORT"))?;
+        let info = ExportInfo {
+            size,
+            flags,
+            block_sizes,
+        };
+        Self::transmission(stream, info, structured)
+    }
+
+    /// A client on a stream already in the transmission phase (after
+    /// NBD_OPT_EXPORT_NAME done by hand).
+    pub fn from_transmission(stream: NbdStream, size: u64, structured: bool) -> NbdClient {
+        let info = ExportInfo {
+            size,
+            flags: 0,
+            block_sizes: None,
+        };
+        Self::transmission(stream, info, structured).expect("a socket handle")
+    }
+
+    fn transmission(
+        stream: NbdStream,
+        info: ExportInfo,
+        structured: bool,
+    ) -> io::Result<NbdClient> {
         let pending = Pending::default();
         Ok(NbdClient {
-            info: ExportInfo {
-                size,
-                flags,
-                block_sizes,
-            },
+            info,
             tx: NbdSender {
                 stream: stream.try_clone()?,
                 pending: pending.clone(),

@@ -977,3 +977,166 @@ fn sigint_does_not_wait_for_a_client_stuck_in_its_handshake() {
     let (closed, _) = stuck.read_until_closed(SETTLE).unwrap();
     assert!(closed, "the stuck client is disconnected");
 }
+
+/// Option haggling as the protocol document has it, on raw sockets: the
+/// options a server refuses (STARTTLS, unknown, too large, malformed, a
+/// wrong export name) are answered and the negotiation goes on; LIST and
+/// INFO answer; a non-fixed-newstyle client still gets in with
+/// NBD_OPT_EXPORT_NAME (and the 124 zero bytes it did not waive).
+#[test]
+fn option_haggling_refuses_and_goes_on() {
+    let size = 4 * MIB;
+    let tgt = tgt(LunSpec::new(size).pattern(21));
+    let attach = attach(&info(&tgt, |_| {}), &["--export", "disk"]);
+    let socket = attach.nbd_socket().unwrap().to_owned();
+
+    let mut s = NbdStream::unix(&socket).unwrap();
+    let flags = read_greeting(&mut s).unwrap();
+    assert_eq!(flags & (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES), 3);
+    s.write_all(&1u32.to_be_bytes()).unwrap();
+    let name_info = |name: &str| {
+        let mut d = (name.len() as u32).to_be_bytes().to_vec();
+        d.extend_from_slice(name.as_bytes());
+        d.extend_from_slice(&0u16.to_be_bytes());
+        d
+    };
+    const REP_ERR_UNSUP: u32 = (1 << 31) | 1;
+    const REP_ERR_POLICY: u32 = (1 << 31) | 2;
+    const REP_ERR_INVALID: u32 = (1 << 31) | 3;
+    const REP_ERR_UNKNOWN: u32 = (1 << 31) | 6;
+    const REP_ERR_TOO_BIG: u32 = (1 << 31) | 9;
+    for (what, option, data, expected) in [
+        ("STARTTLS", 5, vec![], REP_ERR_POLICY),
+        ("an unknown option", 0x7777, vec![1, 2, 3], REP_ERR_UNSUP),
+        ("LIST with data", 3, vec![0], REP_ERR_INVALID),
+        ("INFO, truncated", 6, vec![0, 0], REP_ERR_INVALID),
+        (
+            "INFO, no such export",
+            6,
+            name_info("nope"),
+            REP_ERR_UNKNOWN,
+        ),
+        ("GO, no such export", 7, name_info("nope"), REP_ERR_UNKNOWN),
+        (
+            "a 100 KiB option",
+            0x7778,
+            vec![0; 100 << 10],
+            REP_ERR_TOO_BIG,
+        ),
+    ] {
+        let replies = haggle(&mut s, option, &data);
+        assert_eq!(replies.len(), 1, "{what}: {replies:?}");
+        assert_eq!(replies[0].0, expected, "{what}: {replies:?}");
+        assert!(!replies[0].1.is_empty(), "{what}: an error message");
+    }
+    let list = haggle(&mut s, 3, &[]);
+    assert_eq!(list.len(), 2, "one export, then ACK: {list:?}");
+    assert_eq!(list[0].0, 2, "NBD_REP_SERVER");
+    assert_eq!(&list[0].1[..8], &[0, 0, 0, 4, b'd', b'i', b's', b'k']);
+    assert_eq!(list[1].0, REP_ACK);
+    for name in ["disk", ""] {
+        let info = haggle(&mut s, 6, &name_info(name));
+        assert_eq!(info.last().map(|r| r.0), Some(REP_ACK), "{info:?}");
+        let export = info
+            .iter()
+            .find(|(kind, d)| *kind == REP_INFO && d[..2] == [0, 0])
+            .expect("NBD_INFO_EXPORT");
+        assert_eq!(&export.1[2..10], &size.to_be_bytes(), "INFO for {name:?}");
+    }
+    // And the same connection still gets in.
+    let mut c = NbdClient::negotiate_after_flags(s, "disk", true).expect("GO after all that");
+    let data = c.read(0, 4096).unwrap().expect("a read");
+    assert_same(&data, &backing(&tgt, 0, 4096), "after option haggling");
+    c.disconnect().unwrap();
+
+    // Non-fixed newstyle: only NBD_OPT_EXPORT_NAME; size, flags, 124 zeroes.
+    let mut s = NbdStream::unix(&socket).unwrap();
+    read_greeting(&mut s).unwrap();
+    s.write_all(&0u32.to_be_bytes()).unwrap();
+    send_option(&mut s, 1, b"disk");
+    let mut answer = [0u8; 8 + 2 + 124];
+    std::io::Read::read_exact(&mut s, &mut answer).unwrap();
+    assert_eq!(&answer[..8], &size.to_be_bytes());
+    assert!(answer[10..].iter().all(|&b| b == 0), "124 zero bytes");
+    let mut c = NbdClient::from_transmission(s, size, false);
+    let data = c.read(size - 512, 512).unwrap().expect("a read");
+    assert_same(&data, &backing(&tgt, size - 512, 512), "after EXPORT_NAME");
+    c.disconnect().unwrap();
+
+    // EXPORT_NAME of an unknown export cannot be answered: the server hangs up.
+    let mut s = NbdStream::unix(&socket).unwrap();
+    read_greeting(&mut s).unwrap();
+    s.write_all(&3u32.to_be_bytes()).unwrap();
+    send_option(&mut s, 1, b"nope");
+    let (closed, got) = s.read_until_closed(SETTLE).unwrap();
+    assert!(
+        closed && got.is_empty(),
+        "closed without an answer: {got:?}"
+    );
+    stop(attach);
+}
+
+fn send_option(s: &mut NbdStream, option: u32, data: &[u8]) {
+    let mut out = IHAVEOPT.to_be_bytes().to_vec();
+    out.extend_from_slice(&option.to_be_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(data);
+    s.write_all(&out).unwrap();
+}
+
+/// Sends an option and reads its replies up to the final one (an ACK or
+/// an error): `(reply type, data)` each.
+fn haggle(s: &mut NbdStream, option: u32, data: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    send_option(s, option, data);
+    let mut replies = Vec::new();
+    loop {
+        let mut header = [0u8; 20];
+        std::io::Read::read_exact(s, &mut header).unwrap();
+        assert_eq!(&header[..8], &REPLY_MAGIC.to_be_bytes());
+        assert_eq!(&header[8..12], &option.to_be_bytes());
+        let kind = u32::from_be_bytes(header[12..16].try_into().unwrap());
+        let len = u32::from_be_bytes(header[16..20].try_into().unwrap());
+        let mut data = vec![0; len as usize];
+        std::io::Read::read_exact(s, &mut data).unwrap();
+        let last = kind == REP_ACK || kind & (1 << 31) != 0;
+        replies.push((kind, data));
+        if last {
+            return replies;
+        }
+    }
+}
+
+/// NBD_CMD_DISC with writes in flight: each is answered and on the target
+/// before the server closes the connection.
+#[test]
+fn disconnect_answers_the_requests_in_flight_first() {
+    let size = 16 * MIB;
+    let tgt = tgt(LunSpec::new(size));
+    let attach = attach(&info(&tgt, |_| {}), &[]);
+    let mut c = raw(&attach, true);
+    let data = payload(22, 8 * MIB);
+    let mut handles = Vec::new();
+    for (i, piece) in data.chunks(MIB as usize).enumerate() {
+        handles.push(
+            c.send(CMD_WRITE, 0, i as u64 * MIB, MIB as u32, piece)
+                .unwrap(),
+        );
+    }
+    c.send(CMD_DISC, 0, 0, 0, &[]).unwrap();
+    let (_, mut rx) = c.into_split();
+    let mut answered = Vec::new();
+    for _ in &handles {
+        let reply = rx.receive().expect("a reply before the close");
+        assert_eq!(reply.error, 0, "{reply:?}");
+        answered.push(reply.handle);
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, handles);
+    let (closed, rest) = rx.stream_mut().read_until_closed(SETTLE).unwrap();
+    assert!(
+        closed && rest.is_empty(),
+        "then the server closes: {rest:?}"
+    );
+    assert_same(&backing(&tgt, 0, 8 * MIB), &data, "the writes before DISC");
+    stop(attach);
+}
