@@ -1,6 +1,7 @@
 //! Support for integration tests against real peers: private tgtd and istgt
 //! fixtures, a fault-injecting TCP proxy, a scripted PDU-by-PDU target, a pcap
-//! writer for the tshark oracle, and helpers to drive libiscsi's tools.
+//! writer for the tshark oracle, helpers to drive libiscsi's tools, a running
+//! `riscsi attach` ([`Attach`]) and a raw NBD client ([`nbd_client`]).
 //!
 //! ```no_run
 //! use riscsi_tests::prelude::*;
@@ -15,6 +16,7 @@
 //! # Ok::<(), riscsi_tests::FixtureError>(())
 //! ```
 
+mod attach;
 mod builder;
 mod chap;
 mod command;
@@ -27,6 +29,7 @@ mod istgt;
 pub mod libiscsi;
 mod lun;
 pub mod nbd_async;
+pub mod nbd_client;
 mod net;
 pub mod pattern;
 pub mod pcap;
@@ -42,6 +45,7 @@ pub mod tshark;
 pub mod verifier;
 pub mod volume;
 
+pub use attach::{ATTACH_INITIATOR, Attach, riscsi_binary};
 pub use builder::{DEFAULT_LUN_SIZE, DEFAULT_STARTUP_TIMEOUT, FixtureBuilder, TargetSpec};
 pub use chap::{Chap, ChapConfig};
 pub use command::{ToolCommand, ToolOutput};

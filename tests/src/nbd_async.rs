@@ -1,5 +1,5 @@
 //! An async NBD client for workloads (the fault verifier): fixed newstyle
-//! simple replies, requests pipelined and answered by handle. It measures
+//! handshake with NBD_OPT_GO, simple replies, requests pipelined and answered by handle. It measures
 //! what a test needs (which request failed, with which errno) and nothing
 //! else; a reference client (libnbd, the kernel) is used where conformance
 //! matters.
