@@ -24,6 +24,7 @@ mod connection_info;
 mod daemon;
 mod error;
 mod export;
+pub mod fault_matrix;
 pub mod guest;
 mod istgt;
 pub mod libiscsi;
