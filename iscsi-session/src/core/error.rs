@@ -182,7 +182,10 @@ pub enum Error {
     },
     /// Operational negotiation (RFC 7143 §13) ended in values we cannot run
     /// with: ErrorRecoveryLevel above 0, CRC32C refused where it is required,
-    /// an invalid key or value.
+    /// an invalid key or value, an answer outside our offer, or a `Reject`,
+    /// `Irrelevant` or `NotUnderstood` answer to a key both sides must agree
+    /// on (the digests, the burst and R2T keys): the reason names the key,
+    /// our offer and the target's answer.
     #[error("login negotiation with {ctx} failed: {reason}")]
     Negotiation {
         /// The path logged in to.
