@@ -46,6 +46,13 @@ async fn plain_login_inquiry_capacity_and_logout() {
         None,
         "no CHAP, no algorithm"
     );
+    // The default offer is None,CRC32C: tgtd, which does not care, picks
+    // None, so the default costs nothing.
+    let params = session.params().unwrap();
+    assert_eq!(
+        (params.header_digest, params.data_digest),
+        (Digest::None, Digest::None)
+    );
     let inquiry = lun.inquiry().await.unwrap();
     assert_eq!(inquiry.vendor, "IET");
     let g = lun.geometry();
@@ -193,6 +200,19 @@ async fn crc32c_digests_carry_data_intact() {
     let data = lun.read(0, 8192).await.unwrap().to_bytes();
     assert_eq!(&data[..], &exported.initial_bytes(0, 4 << 20)[..]);
     write_and_verify(&lun, exported, 1000, 3 << 20, 11).await;
+    session.logout().await.unwrap();
+
+    // A tgtd requiring a header digest only gets it from the default offer,
+    // and keeps data digests off.
+    let tgt = Tgt::builder().start().unwrap();
+    tgt.require_crc32c(true, false).unwrap();
+    let (session, lun) = open(&tgt, config(tgt.portals()[0], tgt.iqn())).await;
+    let params = session.params().unwrap();
+    assert_eq!(
+        (params.header_digest, params.data_digest),
+        (Digest::Crc32c, Digest::None)
+    );
+    write_and_verify(&lun, tgt.first_lun(), 7, 1 << 20, 12).await;
     session.logout().await.unwrap();
 }
 
