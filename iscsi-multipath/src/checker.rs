@@ -34,6 +34,7 @@ pub(crate) async fn monitor(shared: Weak<Shared>, member: Arc<Member>) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_completed = 0;
+    let mut last_revival = Instant::now();
     loop {
         let Some(volume) = shared.upgrade() else {
             return;
@@ -57,9 +58,29 @@ pub(crate) async fn monitor(shared: Weak<Shared>, member: Arc<Member>) {
             _ = ticker.tick() => {
                 let Some(volume) = shared.upgrade() else { return };
                 last_completed = check(&volume, &member, last_completed).await;
+                if last_revival.elapsed() >= volume.options.checker_max_interval
+                    && revivable(&member)
+                {
+                    info!("logins stopped after repeated identical failures; trying again");
+                    last_revival = Instant::now();
+                    member.session.reconnect_now();
+                }
             }
         }
     }
+}
+
+/// A path whose session stopped after the same failure ended several
+/// connections in a row: unlike a refused login (CHAP, a missing target),
+/// the cause may be transient (a middlebox, a target bug under load), and
+/// like dm-multipath a path is never abandoned for good; it is retried at
+/// the slowest checker pace.
+fn revivable(member: &Member) -> bool {
+    member.health() == Health::GaveUp
+        && matches!(
+            member.session.status().last_error,
+            Some(iscsi_session::Error::RepeatedFailure { .. })
+        )
 }
 
 /// Brings the path's health in line with its session.
