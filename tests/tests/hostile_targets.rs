@@ -23,8 +23,9 @@
 //! too):
 //!
 //! - DataSegmentLength beyond our MaxRecvDataSegmentLength:
-//!   [`data_segment_beyond_max_recv_data_segment_length`]; before:
-//!   iscsi-proto `codec::tests::oversized_segment_refused_before_buffering`;
+//!   [`data_segment_beyond_max_recv_data_segment_length`], and during login
+//!   [`login_response_segment_beyond_8192_bytes`]; before: iscsi-proto
+//!   `codec::tests::oversized_segment_refused_before_buffering`;
 //! - Data-In beyond the expected length, overlapping, repeated DataSN:
 //!   [`data_in_beyond_the_expected_length_or_overlapping`]; before:
 //!   `connection::tests::data_in_protocol_violations_close_the_connection`;
@@ -261,6 +262,43 @@ async fn data_segment_beyond_max_recv_data_segment_length() {
 
     let mut again = relogin(&session, &target).await;
     read_works(&session, &mut again).await;
+}
+
+/// §13.12: during login the limit is 8192 bytes both ways. A Login Response
+/// announcing more is refused from its header, as a protocol error of an
+/// iSCSI target (its first byte is a Login Response's), not as a peer that
+/// does not speak iSCSI.
+#[tokio::test]
+async fn login_response_segment_beyond_8192_bytes() {
+    let target = ScriptedTarget::bind().await;
+    let started = Instant::now();
+    let (result, _conn) = tokio::join!(
+        within(
+            Duration::from_secs(3),
+            "the login",
+            Session::connect(config(&target, Recovery::HandBack))
+        ),
+        async {
+            let mut conn = target.accept().await;
+            let req = conn.expect_login().await;
+            let resp = conn.login_failure(&req, LoginStatus::SUCCESS, Bytes::new());
+            let mut header = conn.encode(resp);
+            announce_data_segment(&mut header, 8193);
+            conn.send_raw(&header).await;
+            conn
+        }
+    );
+    let err = result.expect_err("an oversized login response");
+    assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("8193") && text.contains("8192"),
+        "names both sizes: {text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused from the header, not at the 5 s login timeout"
+    );
 }
 
 /// §4.2.2.3 and §11.7.4-§11.7.6: with DataPDUInOrder=Yes every Data-In
