@@ -52,7 +52,10 @@
 //! - a PDU trickled one byte at a time: [`trickled_pdu_is_decoded`], and a
 //!   trickled login response:
 //!   [`trickled_login_response_is_bounded_by_the_login_timeout`]; before:
-//!   iscsi-proto `codec::tests::byte_at_a_time_decoding_with_digests`.
+//!   iscsi-proto `codec::tests::byte_at_a_time_decoding_with_digests`;
+//! - a target that closes right after login:
+//!   [`target_closing_right_after_login_is_retried_on_the_backoff`]; before:
+//!   none (session_recovery covers single losses).
 
 use std::future::Future;
 use std::time::Duration;
@@ -928,5 +931,79 @@ async fn trickled_login_response_is_bounded_by_the_login_timeout() {
     assert!(
         waited >= Duration::from_millis(480) && waited < Duration::from_secs(2),
         "gave up after {waited:?} on a 500 ms login timeout"
+    );
+}
+
+/// §6.3.5 (session reinstatement) and the session's ReconnectPolicy: a
+/// target that completes every login and closes the connection at once. A
+/// connection lost right after its login is no recovery, so the session
+/// logs in again on the growing backoff (50, 100, 200, 400 ms...), not at
+/// the first delay forever; a command waiting meanwhile (Replay) fails when
+/// its replacement timeout passes, counted from its first loss, however
+/// often the target lets the session log in.
+#[tokio::test]
+async fn target_closing_right_after_login_is_retried_on_the_backoff() {
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(&target, Recovery::Replay);
+    cfg.timeouts.replacement = Duration::from_millis(1200);
+    let policy = ReconnectPolicy {
+        first_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+        multiplier: 2,
+    };
+    cfg.reconnect = policy.clone();
+    let (session, conn) = connect(&target, cfg, LoginScript::default()).await;
+    let started = Instant::now();
+    let reader = spawn_execute(&session, read(512));
+    drop(conn);
+    let mut logins = Vec::new();
+    for _ in 0..6 {
+        let mut conn = within(Duration::from_secs(5), "a reconnect", target.accept()).await;
+        conn.login(&LoginScript::default()).await;
+        logins.push(Instant::now());
+        drop(conn);
+    }
+    match outcome(Duration::from_secs(3), reader).await {
+        Err(Error::Command {
+            failure: TaskFailure::NotConnected(why),
+            ..
+        }) if why.contains("replacement timeout") => {}
+        other => panic!("expected the replacement timeout, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1100) && waited < Duration::from_secs(3),
+        "the command failed after {waited:?} on a 1.2 s replacement timeout"
+    );
+    let gaps: Vec<Duration> = logins.windows(2).map(|w| w[1] - w[0]).collect();
+    for (i, gap) in gaps.iter().enumerate() {
+        // The gap after loss n+1 includes the wait before attempt n+2.
+        let least = policy.delay(i as u32 + 2, Duration::ZERO);
+        assert!(
+            *gap + Duration::from_millis(20) >= least,
+            "login {} came {gap:?} after the one before; the backoff says at least {least:?} \
+             (all gaps: {gaps:?})",
+            i + 2
+        );
+        assert!(
+            *gap < least + Duration::from_millis(500),
+            "login {} came {gap:?} after the one before, long past the backoff's {least:?}",
+            i + 2
+        );
+    }
+    // The last login may still be on its way through the session.
+    let mut watch = session.watch_status();
+    let status = within(
+        Duration::from_secs(2),
+        "the sixth reconnect",
+        watch.wait_for(|s| s.reconnects >= 6),
+    )
+    .await
+    .unwrap()
+    .clone();
+    assert!(
+        matches!(status.last_error, Some(Error::ConnectionLost { .. })),
+        "{:?}",
+        status.last_error
     );
 }
