@@ -135,6 +135,13 @@ impl Driver {
             let mut ever_logged_in = initial.is_some();
             let mut current = initial.map(|e| (e.conn, e.io));
             let mut attempts = 0u32;
+            // Consecutive connections lost before they outlived the longest
+            // backoff. A login that works proves little if the connection
+            // dies right after it: a target that accepts every login and
+            // drops us at once would otherwise be logged in again every
+            // `first_delay`, without end. Each such loss carries the
+            // backoff on, as a failed login does.
+            let mut flaps = 0u32;
             // No wait before the first login of a session started down.
             let mut wait = None;
             let mut result = Ok(());
@@ -142,6 +149,7 @@ impl Driver {
             loop {
                 if let Some((mut conn, mut io)) = current.take() {
                     self.replay_parked(&mut conn);
+                    let logged_in_at = Instant::now();
                     let end = self.serve(&mut conn, &mut io).await;
                     let completed = conn.stats().commands_completed;
                     // The socket closes now, before any wait below: the
@@ -180,6 +188,7 @@ impl Driver {
                                     info!("reconnecting as asked");
                                     streak.reset();
                                     attempts = 0;
+                                    flaps = 0;
                                 }
                                 same => {
                                     warn!(%error, same_in_a_row = same, "connection lost");
@@ -187,7 +196,14 @@ impl Driver {
                                     self.status.send_modify(|s| s.last_error = Some(error));
                                     self.set_state(SessionState::Reconnecting { attempts: 0 });
                                     attempts = 0;
-                                    wait = Some(self.config.reconnect.delay(1, self.time2wait));
+                                    let lived = logged_in_at.elapsed();
+                                    flaps = if lived < self.config.reconnect.max_delay {
+                                        flaps + 1
+                                    } else {
+                                        0
+                                    };
+                                    let step = flaps.max(1);
+                                    wait = Some(self.config.reconnect.delay(step, self.time2wait));
                                 }
                             }
                         }
@@ -254,7 +270,8 @@ impl Driver {
                         debug!(error = %e, attempts, "login failed");
                         self.offline_reason = format!("cannot log in: {e}");
                         self.status.send_modify(|s| s.last_error = Some(e));
-                        wait = Some(self.config.reconnect.delay(attempts + 1, self.time2wait));
+                        let step = flaps.max(1) + attempts;
+                        wait = Some(self.config.reconnect.delay(step, self.time2wait));
                     }
                 }
             }
