@@ -120,7 +120,7 @@ pub struct Outcome {
     /// Errors while no path lived (expected only beyond no_path_retry, or
     /// while riscsi attach itself was dead).
     pub errors_without_a_path: usize,
-    /// The longest time without a completion.
+    /// The longest time without a successful completion.
     pub longest_stall: Duration,
     /// From the end of the fault until a path was usable again.
     pub path_back: Option<Duration>,

@@ -75,7 +75,8 @@ pub struct Run {
     pub bad_reads: Vec<String>,
     /// Failed requests.
     pub errors: Vec<ClientError>,
-    /// Longest time without any completion.
+    /// Longest time without a successful completion (an error is no
+    /// progress).
     pub longest_stall: Duration,
 }
 
@@ -132,13 +133,13 @@ pub async fn run(client: &NbdClient, blocks: u64, workers: u64, stop: Arc<Atomic
                                 "block {block}: read {got:?}, last acknowledged {want:?}"
                             ));
                         }
+                        note(&last);
                     }
                     Err(error) => out.errors.push(ClientError {
                         at: started.elapsed(),
                         error,
                     }),
                 }
-                note(&last);
             }
             (own, acked, attempted, out)
         });
