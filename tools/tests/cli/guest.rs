@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use riscsi_tests::guest::{Guest, GuestFile, HOST_ADDR};
 use riscsi_tests::prelude::*;
-use riscsi_tests::{ConnectionInfo, free_port, require_tool};
+use riscsi_tests::{Attach, ConnectionInfo, free_port, require_tool};
 
-use crate::support::Attach;
 use sha2::{Digest, Sha256};
 
 const GUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -117,16 +116,14 @@ fn a_guest_nbd_client_uses_the_export_of_riscsi_attach() {
     let dir = riscsi_tests::temp_dir("guest-nbd").unwrap();
     let ci = write_ci(&tgt.connection_info_spec(), dir.path(), "ci.json");
     let port = free_port(IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
-    let (attach, uri) = Attach::start(
-        &[
-            format!("@{}", ci.display()),
-            "--nbd-listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--export".into(),
-            "vol".into(),
-        ],
+    let listen = format!("127.0.0.1:{port}");
+    let attach = Attach::start_in(
         dir.path(),
-    );
+        &format!("@{}", ci.display()),
+        &["--nbd-listen", &listen, "--export", "vol"],
+    )
+    .unwrap();
+    let uri = attach.uri().to_owned();
     assert_eq!(uri, format!("nbd://127.0.0.1:{port}/vol"));
     let script = format!(
         "nbd-client {HOST_ADDR} {port} /dev/nbd0 -N vol || exit 10\n\
@@ -140,7 +137,7 @@ fn a_guest_nbd_client_uses_the_export_of_riscsi_attach() {
     );
     let run = image.run_ok(&script, &[], GUEST_TIMEOUT).unwrap();
     assert_eq!(field(&run.output, "fsck"), Some("clean"), "{}", run.console);
-    attach.stop();
+    attach.stop().unwrap();
     check_files(&ci, &run.output, dir.path());
 }
 
