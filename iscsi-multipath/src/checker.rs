@@ -34,6 +34,7 @@ pub(crate) async fn monitor(shared: Weak<Shared>, member: Arc<Member>) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_completed = 0;
+    let mut last_revival = Instant::now();
     loop {
         let Some(volume) = shared.upgrade() else {
             return;
@@ -57,9 +58,29 @@ pub(crate) async fn monitor(shared: Weak<Shared>, member: Arc<Member>) {
             _ = ticker.tick() => {
                 let Some(volume) = shared.upgrade() else { return };
                 last_completed = check(&volume, &member, last_completed).await;
+                if last_revival.elapsed() >= volume.options.checker_max_interval
+                    && revivable(&member)
+                {
+                    info!("logins stopped after repeated identical failures; trying again");
+                    last_revival = Instant::now();
+                    member.session.reconnect_now();
+                }
             }
         }
     }
+}
+
+/// A path whose session stopped after the same failure ended several
+/// connections in a row: unlike a refused login (CHAP, a missing target),
+/// the cause may be transient (a middlebox, a target bug under load), and
+/// like dm-multipath a path is never abandoned for good; it is retried at
+/// the slowest checker pace.
+fn revivable(member: &Member) -> bool {
+    member.health() == Health::GaveUp
+        && matches!(
+            member.session.status().last_error,
+            Some(iscsi_session::Error::RepeatedFailure { .. })
+        )
 }
 
 /// Brings the path's health in line with its session.
@@ -72,7 +93,10 @@ async fn follow_session(shared: &Shared, member: &Member, status: &SessionStatus
                 (h.health.clone(), h.awaiting_login)
             };
             let new_login = awaiting.is_none_or(|n| status.reconnects > n);
-            if matches!(health, Health::Down) && new_login {
+            // GaveUp too: the watch keeps only the latest state, so a
+            // revived session may be seen going from Failed straight to
+            // LoggedIn.
+            if matches!(health, Health::Down | Health::GaveUp) && new_login {
                 if member.is_main() && status.reconnects > 0 {
                     shared.main_came_back();
                 }
@@ -117,7 +141,7 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
     if matches!(was, Health::Refused | Health::Disabled) {
         return;
     }
-    if matches!(was, Health::Down) {
+    if matches!(was, Health::Down | Health::GaveUp) {
         member.set_health(Health::Checking, None);
         shared.bump();
     }
@@ -126,7 +150,18 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
         if e.is_lun_missing() {
             let why = missing_lun(member).await;
             warn!("{why}");
-            if member.set_sticky(Health::Refused, why) {
+            // Never seen here: the connection_info names a LUN the target
+            // does not have; refuse the path for good. Seen before: the LU
+            // was unmapped (maintenance, a re-export); check again each tick
+            // and prove its identity when it is back.
+            let served_before = member.lock().identity.is_some();
+            let changed = if served_before {
+                member.lock().verified_login = None;
+                member.set_health(Health::Faulty, Some(why))
+            } else {
+                member.set_sticky(Health::Refused, why)
+            };
+            if changed {
                 shared.replan();
             }
             return;
@@ -178,6 +213,9 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
             info!("path joined");
         } else {
             info!("path restored");
+            // It failed on something: the LU may have been recreated,
+            // larger, without a unit attention (tgtd sends none).
+            refresh_geometry(shared, member).await;
         }
         shared.replan();
     }
@@ -271,6 +309,13 @@ async fn check(shared: &Shared, member: &Member, last_completed: u64) -> u64 {
                 }
             }
         }
+        // While no path is usable, I/O is queued against no_path_retry:
+        // retry the lost paths every tick instead of after a grown backoff,
+        // so I/O resumes within a tick of a path's network coming back.
+        Health::Down if shared.no_path_since().is_some() && !logged_in => {
+            debug!("no usable path: logging in again now");
+            member.session.reconnect_now();
+        }
         _ => {}
     }
     completed
@@ -280,6 +325,9 @@ async fn on_target_event(shared: &Shared, member: &Member, event: TargetEvent) {
     match event {
         TargetEvent::LunChanged { change, .. } => match change {
             LuChange::CapacityChanged => refresh_geometry(shared, member).await,
+            // A reset or a new LU behind the same number (an array that
+            // recreated it, larger): its capacity may have changed too.
+            LuChange::Reset => refresh_geometry(shared, member).await,
             LuChange::AluaStateChanged | LuChange::AluaTransitionFailed => {
                 info!(?change, "ALUA state changed; checking the path");
                 let login = member.session.status().reconnects;
@@ -288,6 +336,7 @@ async fn on_target_event(shared: &Shared, member: &Member, event: TargetEvent) {
                 }
             }
             LuChange::InquiryDataChanged | LuChange::ReportedLunsChanged => {
+                refresh_geometry(shared, member).await;
                 info!(?change, "checking the LU identity again");
                 member.lock().verified_login = None;
                 if member.set_health(Health::Checking, None) {
@@ -296,7 +345,7 @@ async fn on_target_event(shared: &Shared, member: &Member, event: TargetEvent) {
                 let login = member.session.status().reconnects;
                 verify(shared, member, login).await;
             }
-            LuChange::Reset | LuChange::Other { .. } => debug!(?change, "unit attention"),
+            LuChange::Other { .. } => debug!(?change, "unit attention"),
         },
         TargetEvent::LogoutRequested { .. } | TargetEvent::DroppingConnection { .. } => {
             // The connection is going away: no new I/O on it; the session
@@ -314,7 +363,8 @@ async fn on_target_event(shared: &Shared, member: &Member, event: TargetEvent) {
     }
 }
 
-/// Reads the capacity again after a CAPACITY DATA HAS CHANGED unit attention.
+/// Reads the capacity again: after a CAPACITY DATA HAS CHANGED (or reset)
+/// unit attention, or when a failed path is restored.
 async fn refresh_geometry(shared: &Shared, member: &Member) {
     match member.session.scsi(member.lun).probe_geometry().await {
         Ok(new) => {

@@ -116,6 +116,11 @@ pub(crate) fn fail_path(shared: &Shared, member: &Member, error: &Error, lost: b
     if member.lock().health != Health::Up {
         return;
     }
+    if error.is_lun_missing() {
+        // The LU vanished under a live login: whatever comes back behind
+        // this LUN must prove its identity again.
+        member.lock().verified_login = None;
+    }
     if member.set_health(health.clone(), Some(error.to_string())) {
         info!(path = %member.spec.portal, error = %error, "path failed");
         if member.is_main() && health == Health::Faulty {

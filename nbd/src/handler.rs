@@ -81,7 +81,13 @@ pub fn check<B: BlockDevice>(
     let size = g.size_bytes();
     let end = req.offset.checked_add(u64::from(req.length));
     if end.is_none_or(|end| end > size) {
-        let errno = if writes { Errno::NoSpc } else { Errno::Inval };
+        // The spec: ENOSPC for writes beyond the end, EINVAL for reads and
+        // trims (a trim adds no data that could run out of room).
+        let errno = if matches!(req.command, CMD_WRITE | CMD_WRITE_ZEROES) {
+            Errno::NoSpc
+        } else {
+            Errno::Inval
+        };
         return Err(refuse(
             errno,
             format!(

@@ -97,7 +97,7 @@ pub enum Errno {
     Io = 5,
     /// Bad request: out of range, misaligned, oversized, unknown command or flag.
     Inval = 22,
-    /// A write beyond the end, or the LU out of space.
+    /// A write or write-zeroes beyond the end, or the LU out of space.
     NoSpc = 28,
     /// The server is shutting down.
     Shutdown = 108,

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,11 +89,16 @@ impl Listener {
         Ok(Listener::Tcp(listener))
     }
 
-    /// The NBD URI of export `name` on this listener.
+    /// The NBD URI of export `name` on this listener. The name and the
+    /// socket path are percent-encoded: a space, `?`, `#` or `%` in either
+    /// would otherwise make a URI that clients cannot parse or that names
+    /// another export or socket.
     pub fn uri(&self, name: &str) -> String {
+        let name = percent_encode(name.as_bytes());
         match self {
             Listener::Unix { path, .. } => {
-                format!("nbd+unix:///{name}?socket={}", path.display())
+                let socket = percent_encode(path.as_os_str().as_bytes());
+                format!("nbd+unix:///{name}?socket={socket}")
             }
             Listener::Tcp(l) => match l.local_addr() {
                 Ok(addr) => format!("nbd://{addr}/{name}"),
@@ -100,6 +106,20 @@ impl Listener {
             },
         }
     }
+}
+
+/// RFC 3986 percent-encoding of every byte but the unreserved characters
+/// and `/` (kept for readable paths; clients decode both forms alike).
+fn percent_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl Drop for Listener {
@@ -299,8 +319,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     B: BlockDevice,
 {
-    let structured = match tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, &export)).await
-    {
+    // A client still negotiating has nothing in flight: shutdown drops it
+    // at once instead of letting it hold the drain for the handshake timeout.
+    let mut stop = shutdown.clone();
+    let negotiated = tokio::select! {
+        n = tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, &export)) => n,
+        _ = stop.wait_for(|s| *s) => {
+            debug!("shutting down: dropping a client in its handshake");
+            return;
+        }
+    };
+    let structured = match negotiated {
         Ok(Ok(Negotiated::Transmission { structured })) => structured,
         Ok(Ok(Negotiated::Ended)) => return,
         Ok(Err(e)) => {
@@ -345,5 +374,41 @@ async fn accept(listener: &Listener) -> io::Result<Incoming> {
                 peer: peer.to_string(),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parts_are_percent_encoded() {
+        assert_eq!(percent_encode(b"vol-1_a.b~c/d"), "vol-1_a.b~c/d");
+        assert_eq!(percent_encode(b"my vol?x=1#2%"), "my%20vol%3Fx%3D1%232%25");
+        assert_eq!(percent_encode("é".as_bytes()), "%C3%A9");
+        assert_eq!(percent_encode(b"\xff"), "%FF");
+    }
+
+    #[tokio::test]
+    async fn uris_name_the_listener_and_the_export() {
+        let dir = std::env::temp_dir().join(format!("riscsi-nbd uri {}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let unix = Listener::unix(&dir.join("a b.nbd")).unwrap();
+        assert_eq!(
+            unix.uri("x y"),
+            format!(
+                "nbd+unix:///x%20y?socket={}",
+                percent_encode(dir.join("a b.nbd").as_os_str().as_bytes())
+            )
+        );
+        assert!(unix.uri("").contains("%20b.nbd"), "{}", unix.uri(""));
+        drop(unix);
+        let _ = std::fs::remove_dir(&dir);
+        let tcp = Listener::tcp("127.0.0.1:0".parse().unwrap(), false)
+            .await
+            .unwrap();
+        let Listener::Tcp(l) = &tcp else { panic!() };
+        let port = l.local_addr().unwrap().port();
+        assert_eq!(tcp.uri("v#1"), format!("nbd://127.0.0.1:{port}/v%231"));
     }
 }

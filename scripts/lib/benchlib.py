@@ -352,13 +352,13 @@ def median(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
-def replace_section(name, text):
+def replace_section(name, text, document="BENCHMARKS.md"):
     """Replaces the lines between the `<!-- NAME:begin -->` and
-    `<!-- NAME:end -->` markers of BENCHMARKS.md."""
-    path = ROOT / "BENCHMARKS.md"
+    `<!-- NAME:end -->` markers of DOCUMENT."""
+    path = ROOT / document
     doc = path.read_text()
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     if not pattern.search(doc):
-        raise SystemExit(f"BENCHMARKS.md has no {begin} ... {end} section")
+        raise SystemExit(f"{document} has no {begin} ... {end} section")
     path.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", doc))

@@ -92,6 +92,8 @@ pub(crate) struct ResolvedSpec {
     pub targets: Vec<ResolvedTarget>,
     pub chap: ChapConfig,
     pub startup_timeout: Duration,
+    /// istgt's `UseDigest` value; `None` keeps the daemon's default setting.
+    pub use_digest: Option<String>,
 }
 
 impl ResolvedSpec {
@@ -124,6 +126,8 @@ pub struct FixtureBuilder<F> {
     chap: ChapConfig,
     problems: Vec<String>,
     startup_timeout: Duration,
+    /// Set by a daemon's own builder method (istgt's `use_digest`).
+    pub(crate) use_digest: Option<String>,
     fixture: PhantomData<fn() -> F>,
 }
 
@@ -146,6 +150,7 @@ impl<F> Default for FixtureBuilder<F> {
             chap: ChapConfig::default(),
             problems: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            use_digest: None,
             fixture: PhantomData,
         }
     }
@@ -212,6 +217,13 @@ impl<F> FixtureBuilder<F> {
         self
     }
 
+    /// Records a problem that [`FixtureBuilder::resolve`] reports (for the
+    /// daemons' own builder methods).
+    pub(crate) fn problem(mut self, problem: String) -> Self {
+        self.problems.push(problem);
+        self
+    }
+
     /// How long the daemon may take to come up (default 10 s).
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
@@ -267,6 +279,7 @@ impl<F> FixtureBuilder<F> {
             targets,
             chap: self.chap,
             startup_timeout: self.startup_timeout,
+            use_digest: self.use_digest,
         })
     }
 }

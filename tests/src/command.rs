@@ -55,6 +55,19 @@ impl ToolCommand {
         })
     }
 
+    /// A command running the binary at `program`, one that is not looked up
+    /// on `PATH` (e.g. the workspace's own `riscsi`); `name` is how messages
+    /// show it.
+    pub fn at(program: impl Into<PathBuf>, name: &str) -> Self {
+        ToolCommand {
+            program: program.into(),
+            name: name.to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
+
     /// Appends one argument.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());

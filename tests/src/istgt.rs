@@ -17,6 +17,9 @@
 //! - It advances ExpCmdSN on an immediate Text request, which makes libiscsi's
 //!   `iscsi-ls` hang after printing the answer (see `libiscsi::discover`).
 //! - It exits on SIGTERM, but SIGKILL is all teardown needs.
+//! - `UseDigest Header Data` on a LogicalUnit makes it answer `Reject` to
+//!   `HeaderDigest=None`/`DataDigest=None` and frame its PDUs with digests
+//!   anyway; offered `None,CRC32C`, it picks CRC32C.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -103,6 +106,25 @@ impl Fixture for Istgt {
 }
 
 impl FixtureBuilder<Istgt> {
+    /// istgt's `UseDigest` for every target: `"Header Data"` requires both
+    /// CRC32C digests, `"Header"` or `"Data"` one; `"Auto"` (the default)
+    /// lets the initiator choose.
+    pub fn use_digest(mut self, value: &str) -> Self {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        let known = !words.is_empty()
+            && words
+                .iter()
+                .all(|w| ["Auto", "Header", "Data", "None"].contains(w));
+        if known {
+            self.use_digest = Some(words.join(" "));
+            self
+        } else {
+            self.problem(format!(
+                "UseDigest {value:?}: expected Auto, Header, Data or \"Header Data\""
+            ))
+        }
+    }
+
     /// Writes the configuration, starts istgt and waits for every portal; retries on
     /// port collisions. Fails with the missing binary or istgt's log.
     pub fn start(self) -> Result<Istgt> {
@@ -148,7 +170,13 @@ impl FixtureBuilder<Istgt> {
             let config_path = dir.path().join("istgt.conf");
             fs::write(
                 &config_path,
-                config_file(dir.path(), &portals, &targets, &spec.chap),
+                config_file(
+                    dir.path(),
+                    &portals,
+                    &targets,
+                    &spec.chap,
+                    spec.use_digest.as_deref().unwrap_or("Auto"),
+                ),
             )
             .map_err(|e| FixtureError::io("cannot write istgt config", e))?;
             let mut command = std::process::Command::new(require_tool("istgt")?);
@@ -235,6 +263,7 @@ pub(crate) fn config_file(
     portals: &[SocketAddr],
     targets: &[ExportedTarget],
     chap: &ChapConfig,
+    use_digest: &str,
 ) -> String {
     let dir = dir.display();
     let mut out = String::new();
@@ -295,7 +324,7 @@ pub(crate) fn config_file(
         if chap.session.is_some() {
             let _ = writeln!(out, "  AuthGroup AuthGroup{SESSION_AUTH_GROUP}");
         }
-        let _ = writeln!(out, "  UseDigest Auto");
+        let _ = writeln!(out, "  UseDigest {use_digest}");
         let _ = writeln!(out, "  UnitType Disk");
         let _ = writeln!(out, "  QueueDepth 32");
         let _ = writeln!(out, "  BlockLength {}", target.luns[0].block_size);
@@ -344,6 +373,7 @@ mod tests {
             &portals,
             &[target("iqn.a:one", 4096), target("iqn.a:two", 512)],
             &ChapConfig::default(),
+            "Auto",
         );
         assert!(text.contains("  Portal P1 127.0.0.7:4000\n"), "{text}");
         assert!(text.contains("  Portal P2 [::1]:4000\n"), "{text}");
@@ -360,6 +390,7 @@ mod tests {
         assert!(text.contains("  PidFile /tmp/d/istgt.pid\n"), "{text}");
         assert!(text.contains("  DiscoveryAuthMethod None\n"), "{text}");
         assert!(text.contains("  AuthMethod None\n"), "{text}");
+        assert!(text.contains("  UseDigest Auto\n"), "{text}");
         assert!(!text.contains("AuthGroup AuthGroup1\n"), "{text}");
     }
 
@@ -371,7 +402,14 @@ mod tests {
             discovery: Some(Chap::new("d", "s3")),
             discovery_mutual: None,
         };
-        let text = config_file(Path::new("/x"), &[], &[target("iqn.a:one", 512)], &chap);
+        let text = config_file(
+            Path::new("/x"),
+            &[],
+            &[target("iqn.a:one", 512)],
+            &chap,
+            "Header Data",
+        );
+        assert!(text.contains("  UseDigest Header Data\n"), "{text}");
         assert!(text.contains("  DiscoveryAuthMethod CHAP\n"), "{text}");
         assert!(text.contains("  DiscoveryAuthGroup AuthGroup2\n"), "{text}");
         assert!(
@@ -387,5 +425,19 @@ mod tests {
             auth.contains("[AuthGroup2]\n  Auth \"d\" \"s3\"\n"),
             "{auth}"
         );
+    }
+
+    #[test]
+    fn use_digest_values_are_checked() {
+        let spec = Istgt::builder()
+            .use_digest("Header  Data")
+            .resolve("istgt")
+            .unwrap();
+        assert_eq!(spec.use_digest.as_deref(), Some("Header Data"));
+        let err = Istgt::builder()
+            .use_digest("CRC32C")
+            .resolve("istgt")
+            .unwrap_err();
+        assert!(err.to_string().contains("CRC32C"), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! Support for integration tests against real peers: private tgtd and istgt
 //! fixtures, a fault-injecting TCP proxy, a scripted PDU-by-PDU target, a pcap
-//! writer for the tshark oracle, and helpers to drive libiscsi's tools.
+//! writer for the tshark oracle, helpers to drive libiscsi's tools, a running
+//! `riscsi attach` ([`Attach`]) and a raw NBD client ([`nbd_client`]).
 //!
 //! ```no_run
 //! use riscsi_tests::prelude::*;
@@ -15,6 +16,7 @@
 //! # Ok::<(), riscsi_tests::FixtureError>(())
 //! ```
 
+mod attach;
 mod builder;
 mod chap;
 mod command;
@@ -22,10 +24,13 @@ mod connection_info;
 mod daemon;
 mod error;
 mod export;
+pub mod fault_matrix;
 pub mod guest;
 mod istgt;
 pub mod libiscsi;
 mod lun;
+pub mod nbd_async;
+pub mod nbd_client;
 mod net;
 pub mod pattern;
 pub mod pcap;
@@ -33,13 +38,16 @@ mod pdeathsig;
 mod proc_net;
 mod proxy;
 pub mod scripted;
+pub mod soak;
 mod spawn;
 mod temp;
 mod tgt;
 mod tools;
 pub mod tshark;
+pub mod verifier;
 pub mod volume;
 
+pub use attach::{ATTACH_INITIATOR, Attach, riscsi_binary};
 pub use builder::{DEFAULT_LUN_SIZE, DEFAULT_STARTUP_TIMEOUT, FixtureBuilder, TargetSpec};
 pub use chap::{Chap, ChapConfig};
 pub use command::{ToolCommand, ToolOutput};

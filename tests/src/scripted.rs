@@ -217,11 +217,7 @@ impl ScriptedConnection {
     }
 
     pub async fn send(&mut self, pdu: impl Into<Pdu>) {
-        let pdu = pdu.into();
-        let mut out = BytesMut::new();
-        self.encoder
-            .encode(&pdu, &mut out)
-            .expect("the script built an unencodable PDU");
+        let out = self.encode(pdu);
         self.send_raw(&out).await;
     }
 
@@ -233,6 +229,28 @@ impl ScriptedConnection {
             .expect("write to the initiator");
     }
 
+    /// Writes bytes unless the initiator stops taking them: `Ok(false)` when
+    /// the write did not finish within `timeout` (the initiator stopped
+    /// reading; part of `bytes` may have gone out), `Err` when the
+    /// connection failed. For floods, where both are expected outcomes.
+    pub async fn try_send_raw(&mut self, bytes: &[u8], timeout: Duration) -> std::io::Result<bool> {
+        match tokio::time::timeout(timeout, self.stream.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// `pdu` encoded as the target would send it, for tests that alter or
+    /// split the bytes before sending them.
+    pub fn encode(&mut self, pdu: impl Into<Pdu>) -> BytesMut {
+        let mut out = BytesMut::new();
+        self.encoder
+            .encode(&pdu.into(), &mut out)
+            .expect("the script built an unencodable PDU");
+        out
+    }
+
     /// Plays a login without authentication: answers the security stage with
     /// AuthMethod=None, computes operational answers with iscsi-proto's
     /// negotiation (target role), applies `script.overrides`, and moves to
@@ -240,6 +258,17 @@ impl ScriptedConnection {
     /// operational offers.
     pub async fn login(&mut self, script: &LoginScript) -> (LoginRequest, Vec<KeyValue>) {
         let first = self.expect_login().await;
+        self.login_from(script, first).await
+    }
+
+    /// As [`ScriptedConnection::login`] from a Login Request already
+    /// received: a test that played the security stage itself (CHAP) hands
+    /// over the first operational request.
+    pub async fn login_from(
+        &mut self,
+        script: &LoginScript,
+        first: LoginRequest,
+    ) -> (LoginRequest, Vec<KeyValue>) {
         self.isid = first.isid;
         self.exp_cmd_sn = first.cmd_sn;
         self.window = script.window.max(1);

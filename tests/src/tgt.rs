@@ -64,6 +64,9 @@ pub struct Tgt {
     export: Export,
     control_port: u32,
     daemon: Daemon,
+    /// What it was built from, to configure a restarted daemon alike.
+    spec: ResolvedSpec,
+    restarts: u32,
     // Dropped after the daemon is gone (see Drop).
     _backing: Vec<TempPath>,
     dir: TempDir,
@@ -230,6 +233,52 @@ impl Tgt {
         Ok(())
     }
 
+    /// Kills tgtd with SIGKILL, as a crash would; the backing files stay.
+    pub fn kill(&mut self) {
+        self.daemon.stop(Duration::ZERO);
+        remove_control_files(self.control_port);
+    }
+
+    /// Starts tgtd again (killing it first if it runs) on the same portals,
+    /// with the same targets, LUNs (backing files and identities) and
+    /// accounts: an array coming back after a crash.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let portals = self.export.portals().to_vec();
+        let mut last = None;
+        // A port of the dead daemon can take a moment to be free again.
+        for _ in 0..START_ATTEMPTS * 4 {
+            self.restarts += 1;
+            let control_port = pick_control_port();
+            let log = self
+                .dir
+                .path()
+                .join(format!("tgtd-restart-{}.log", self.restarts));
+            let mut daemon = Daemon::spawn("tgtd", tgtd_command(control_port, &portals)?, &log)?;
+            match daemon.wait_listening(&portals, self.spec.startup_timeout, COLLISION_MARKERS) {
+                Startup::Ready => {
+                    self.daemon = daemon;
+                    self.control_port = control_port;
+                    let spec = self.spec.clone();
+                    return self.configure(&spec);
+                }
+                Startup::Collision(e) | Startup::Failed(e) => {
+                    daemon.stop(Duration::ZERO);
+                    remove_control_files(control_port);
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        Err(FixtureError::StartRetriesExhausted {
+            daemon: "tgtd",
+            attempts: START_ATTEMPTS * 4,
+            last: Box::new(last.unwrap_or_else(|| {
+                FixtureError::InvalidConfig("no restart attempt was made".into())
+            })),
+        })
+    }
+
     /// Best-effort orderly shutdown, then SIGKILL; never fails, never hangs long.
     fn teardown(&mut self) {
         if self.daemon.try_exit().is_none() {
@@ -299,6 +348,8 @@ impl FixtureBuilder<Tgt> {
                         export,
                         control_port,
                         daemon,
+                        spec: spec.clone(),
+                        restarts: 0,
                         _backing: backing,
                         dir,
                     };

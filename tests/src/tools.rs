@@ -18,6 +18,9 @@ fn package_of(tool: &str) -> &str {
         "ldd" => "libc-bin",
         "apt-get" | "apt-cache" => "apt",
         "dpkg-deb" => "dpkg",
+        "nbdinfo" | "nbdcopy" | "nbdfuse" => "libnbd-bin",
+        "nbdsh" => "python3-libnbd",
+        "qemu-io" | "qemu-img" | "qemu-nbd" => "qemu-utils",
         other => other,
     }
 }
@@ -78,5 +81,7 @@ mod tests {
         assert_eq!(package_of("tgtadm"), "tgt");
         assert_eq!(package_of("istgt"), "istgt");
         assert_eq!(package_of("iscsi-inq"), "libiscsi-bin");
+        assert_eq!(package_of("nbdcopy"), "libnbd-bin");
+        assert_eq!(package_of("qemu-io"), "qemu-utils");
     }
 }

@@ -484,3 +484,203 @@ async fn lu_identity_is_not_changed_by_a_transient_failure() {
     });
     assert_eq!(identity.unwrap().kind(), LuIdentityKind::UnitSerial);
 }
+
+/// Plays `rounds` connections that each log in, take the (replayed) read of
+/// LBA 7, and fail it with `fail`; returns the last connection.
+async fn lose_after_each_login<F, Fut>(
+    target: &ScriptedTarget,
+    mut conn: ScriptedConnection,
+    rounds: usize,
+    fail: F,
+) -> ScriptedConnection
+where
+    F: Fn(ScriptedConnection, iscsi_proto::pdu::ScsiCommand) -> Fut,
+    Fut: std::future::Future<Output = ScriptedConnection>,
+{
+    for round in 0..rounds {
+        if round > 0 {
+            conn = target.accept().await;
+            conn.login(&LoginScript::default()).await;
+        }
+        let cmd = conn.expect_command().await;
+        assert_eq!(lba_of(&cmd.cdb), 7, "round {round}: the read, replayed");
+        conn = fail(conn, cmd).await;
+    }
+    conn
+}
+
+/// The session after [`lose_after_each_login`]: logins stopped with
+/// [`Error::RepeatedFailure`], the read failed with it long before its 60 s
+/// replacement timeout, no login on its own; `reconnect_now` tries again
+/// and the session works.
+async fn assert_reconnects_stopped(
+    target: &ScriptedTarget,
+    session: &Session,
+    reader: tokio::task::JoinHandle<Result<iscsi_session::CommandOutcome, Error>>,
+    started: tokio::time::Instant,
+    says: &str,
+) {
+    let err = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the read fails long before the replacement timeout")
+        .unwrap()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("reconnects stopped")
+            && msg.contains("each of the last 3 connections")
+            && msg.contains(says)
+            && msg.contains(TARGET),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(session.status().state, SessionState::Failed);
+    assert!(
+        matches!(
+            session.status().last_error,
+            Some(Error::RepeatedFailure { count: 3, .. })
+        ),
+        "{:?}",
+        session.status().last_error
+    );
+    assert!(
+        target
+            .try_accept(Duration::from_millis(800))
+            .await
+            .is_none(),
+        "no further login on its own"
+    );
+    // A new command fails at once, with the same reason.
+    let now = session.execute(read_at(1)).await.unwrap_err();
+    assert!(now.to_string().contains("reconnects stopped"), "{now}");
+
+    session.reconnect_now();
+    let mut again = target
+        .try_accept(Duration::from_secs(5))
+        .await
+        .expect("reconnect_now tries again");
+    again.login(&LoginScript::default()).await;
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read_at(7)).await }
+    });
+    let cmd = again.expect_command().await;
+    let din = again.data_in(
+        &cmd,
+        0,
+        0,
+        Bytes::from(vec![7u8; 512]),
+        Some((0, Residual::None)),
+    );
+    again.send(din).await;
+    assert!(reader.await.unwrap().unwrap().is_good());
+}
+
+/// A session that logs in fine and then loses every connection the same way
+/// before its command completes (here the target never answers the command
+/// or our pings: what istgt did when it framed PDUs with digests riscsi had
+/// not agreed to) stops reconnecting after three such losses, instead of
+/// replaying the command in a loop until the replacement timeout.
+#[tokio::test]
+async fn the_same_ping_timeout_after_every_login_stops_the_reconnects() {
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(target.addr(), Recovery::Replay);
+    cfg.timeouts.nop_interval = Duration::from_millis(100);
+    cfg.timeouts.nop_timeout = Duration::from_millis(300);
+    cfg.timeouts.replacement = Duration::from_secs(60);
+    let (session, conn) = connect(&target, cfg, LoginScript::default()).await;
+    let started = tokio::time::Instant::now();
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read_at(7)).await }
+    });
+    lose_after_each_login(&target, conn, 3, |mut conn, _| async move {
+        // Silence: the initiator gives up at its ping timeout.
+        conn.expect_eof(Duration::from_secs(5)).await;
+        conn
+    })
+    .await;
+    assert_reconnects_stopped(&target, &session, reader, started, "NOP-Out ping").await;
+}
+
+/// The same with a protocol error right after each login ([`off_by_four`]).
+#[tokio::test]
+async fn the_same_protocol_error_after_every_login_stops_the_reconnects() {
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(target.addr(), Recovery::Replay);
+    cfg.timeouts.replacement = Duration::from_secs(60);
+    let (session, conn) = connect(&target, cfg, LoginScript::default()).await;
+    let started = tokio::time::Instant::now();
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read_at(7)).await }
+    });
+    lose_after_each_login(&target, conn, 3, off_by_four).await;
+    assert_reconnects_stopped(&target, &session, reader, started, "offset 4").await;
+}
+
+/// A Data-In four bytes off, as a target framing a header digest we did not
+/// expect sends: a protocol error.
+async fn off_by_four(
+    mut conn: ScriptedConnection,
+    cmd: iscsi_proto::pdu::ScsiCommand,
+) -> ScriptedConnection {
+    let din = conn.data_in(
+        &cmd,
+        0,
+        4,
+        Bytes::from(vec![0u8; 508]),
+        Some((0, Residual::None)),
+    );
+    conn.send(din).await;
+    conn.expect_eof(Duration::from_secs(5)).await;
+    conn
+}
+
+/// Answers the read of LBA 7 on `conn` and checks its caller got it.
+async fn answer_the_read(
+    conn: &mut ScriptedConnection,
+    reader: tokio::task::JoinHandle<Result<iscsi_session::CommandOutcome, Error>>,
+) {
+    let cmd = conn.expect_command().await;
+    assert_eq!(lba_of(&cmd.cdb), 7);
+    let din = conn.data_in(
+        &cmd,
+        0,
+        0,
+        Bytes::from(vec![7u8; 512]),
+        Some((0, Residual::None)),
+    );
+    conn.send(din).await;
+    assert!(reader.await.unwrap().unwrap().is_good());
+}
+
+/// Two identical losses, then a connection on which a command completes:
+/// the streak ends there, so two more such losses do not stop the session.
+#[tokio::test]
+async fn a_connection_that_works_ends_the_streak() {
+    let target = ScriptedTarget::bind().await;
+    let mut cfg = config(target.addr(), Recovery::Replay);
+    cfg.timeouts.replacement = Duration::from_secs(60);
+    let (session, conn) = connect(&target, cfg, LoginScript::default()).await;
+    let read = |session: &Session| {
+        let s = session.clone();
+        tokio::spawn(async move { s.execute(read_at(7)).await })
+    };
+    let reader = read(&session);
+    lose_after_each_login(&target, conn, 2, off_by_four).await;
+    let mut good = target.accept().await;
+    good.login(&LoginScript::default()).await;
+    answer_the_read(&mut good, reader).await;
+
+    let reader = read(&session);
+    lose_after_each_login(&target, good, 2, off_by_four).await;
+    let mut again = target
+        .try_accept(Duration::from_secs(5))
+        .await
+        .expect("two losses since a command worked: the session logs in again");
+    again.login(&LoginScript::default()).await;
+    answer_the_read(&mut again, reader).await;
+    assert_eq!(session.status().state, SessionState::LoggedIn);
+}

@@ -568,3 +568,140 @@ async fn an_http_server_on_the_portal_is_named_as_such() {
         );
     }
 }
+
+/// §13.1: our default offer is `None,CRC32C` for both digests, so a target
+/// that requires CRC32C picks it (instead of refusing None, as istgt does),
+/// and both sides frame every PDU with digests from then on.
+#[tokio::test]
+async fn a_target_requiring_digests_gets_them_by_default() {
+    use iscsi_proto::codec::Digests;
+    use iscsi_proto::text::Digest;
+    let target = ScriptedTarget::bind().await;
+    let script = LoginScript {
+        policy: Policy::new()
+            .with("HeaderDigest", "CRC32C")
+            .unwrap()
+            .with("DataDigest", "CRC32C")
+            .unwrap(),
+        ..LoginScript::default()
+    };
+    let (session, conn) = tokio::join!(Session::connect(config(&target)), async {
+        let mut conn = target.accept().await;
+        let (_, offers) = conn.login(&script).await;
+        for key in ["HeaderDigest", "DataDigest"] {
+            let offer = offers
+                .iter()
+                .find(|kv| kv.key == key)
+                .map(|kv| kv.value.as_str());
+            assert_eq!(offer, Some("None,CRC32C"), "{key}");
+        }
+        conn
+    });
+    let (session, mut conn) = (session.expect("login"), conn);
+    let params = session.params().unwrap();
+    assert_eq!(
+        (params.header_digest, params.data_digest),
+        (Digest::Crc32c, Digest::Crc32c)
+    );
+    let digests = Digests {
+        header: true,
+        data: true,
+    };
+    conn.configure(digests, 262_144, 262_144);
+    let reader = tokio::spawn({
+        let s = session.clone();
+        async move { s.execute(read(1024)).await }
+    });
+    let cmd = conn.expect_command().await;
+    let din = conn.data_in(
+        &cmd,
+        0,
+        0,
+        Bytes::from(vec![0x5a; 1024]),
+        Some((0, Residual::None)),
+    );
+    conn.send(din).await;
+    let outcome = reader.await.unwrap().unwrap();
+    assert!(outcome.data.to_bytes().iter().all(|&b| b == 0x5a));
+    let (logout, ()) = tokio::join!(session.logout(), conn.expect_logout());
+    logout.unwrap();
+}
+
+/// §6.2 and §13: a target answering `Reject`, `Irrelevant` or a value
+/// outside our offer for a key that matters fails the login with one line
+/// naming the portal, the target, the key and both sides' values, and the
+/// connection is closed: the session never starts with the two sides
+/// understanding it differently.
+#[tokio::test]
+async fn refused_or_out_of_offer_answers_fail_the_login() {
+    use iscsi_session::DigestPreference;
+    let cases: &[(Option<DigestPreference>, &str, &str, &str)] = &[
+        // istgt with UseDigest Header Data, offered None alone.
+        (
+            Some(DigestPreference::None),
+            "HeaderDigest",
+            "Reject",
+            r#"HeaderDigest: we offered "None", the target answered "Reject""#,
+        ),
+        (
+            None,
+            "DataDigest",
+            "Reject",
+            r#"DataDigest: we offered "None,CRC32C", the target answered "Reject""#,
+        ),
+        (
+            None,
+            "HeaderDigest",
+            "Irrelevant",
+            r#"HeaderDigest: we offered "None,CRC32C", the target answered "Irrelevant""#,
+        ),
+        (
+            Some(DigestPreference::None),
+            "DataDigest",
+            "CRC32C",
+            r#"DataDigest: we offered "None", the target answered "CRC32C""#,
+        ),
+        (
+            None,
+            "InitialR2T",
+            "Reject",
+            r#"InitialR2T: we offered "No", the target answered "Reject""#,
+        ),
+        (
+            None,
+            "MaxBurstLength",
+            "16777216",
+            r#"MaxBurstLength: we offered "16777215", the target answered "16777216""#,
+        ),
+    ];
+    for &(pref, key, answer, says) in cases {
+        let target = ScriptedTarget::bind().await;
+        let mut cfg = config(&target);
+        if let Some(pref) = pref {
+            cfg.operational.header_digest = pref;
+            cfg.operational.data_digest = pref;
+        }
+        let script = LoginScript {
+            overrides: vec![(key.into(), answer.into())],
+            ..LoginScript::default()
+        };
+        let (result, ()) = tokio::join!(Session::connect(cfg), async {
+            let mut conn = target.accept().await;
+            conn.login(&script).await;
+            conn.expect_eof(Duration::from_secs(5)).await;
+        });
+        let err = result.expect_err("the login must fail");
+        assert!(matches!(err, Error::Negotiation { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(says), "{key}={answer}: {msg}");
+        assert!(
+            msg.contains(TARGET) && msg.contains(&target.portal().to_string()),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(
+            err.is_permanent_login_failure(),
+            "retrying cannot change the target's answer"
+        );
+    }
+}

@@ -46,6 +46,13 @@ async fn plain_login_inquiry_capacity_and_logout() {
         None,
         "no CHAP, no algorithm"
     );
+    // The default offer is None,CRC32C: tgtd, which does not care, picks
+    // None, so the default costs nothing.
+    let params = session.params().unwrap();
+    assert_eq!(
+        (params.header_digest, params.data_digest),
+        (Digest::None, Digest::None)
+    );
     let inquiry = lun.inquiry().await.unwrap();
     assert_eq!(inquiry.vendor, "IET");
     let g = lun.geometry();
@@ -193,6 +200,19 @@ async fn crc32c_digests_carry_data_intact() {
     let data = lun.read(0, 8192).await.unwrap().to_bytes();
     assert_eq!(&data[..], &exported.initial_bytes(0, 4 << 20)[..]);
     write_and_verify(&lun, exported, 1000, 3 << 20, 11).await;
+    session.logout().await.unwrap();
+
+    // A tgtd requiring a header digest only gets it from the default offer,
+    // and keeps data digests off.
+    let tgt = Tgt::builder().start().unwrap();
+    tgt.require_crc32c(true, false).unwrap();
+    let (session, lun) = open(&tgt, config(tgt.portals()[0], tgt.iqn())).await;
+    let params = session.params().unwrap();
+    assert_eq!(
+        (params.header_digest, params.data_digest),
+        (Digest::Crc32c, Digest::None)
+    );
+    write_and_verify(&lun, tgt.first_lun(), 7, 1 << 20, 12).await;
     session.logout().await.unwrap();
 }
 
@@ -505,4 +525,57 @@ async fn chap_algorithm_list_against_tgtd() {
     );
     lun.read(0, 1).await.unwrap();
     session.logout().await.unwrap();
+}
+
+/// §11.9.1: Asynchronous Messages slipped into a live tgtd connection by the
+/// fault proxy: a logout request is obeyed (drain, log out, log in again)
+/// and a dropped connection is logged in again after Time2Wait; the
+/// session's commands keep working.
+#[tokio::test]
+async fn target_logout_requests_and_dropped_connections_are_followed() {
+    use iscsi_proto::pdu::AsyncEvent;
+    let tgt = Tgt::builder()
+        .lun(LunSpec::new(4 << 20).pattern(2))
+        .start()
+        .unwrap();
+    let proxy = FaultProxy::start(tgt.portals()[0]).unwrap();
+    let mut cfg = config(proxy.listen_addr(), tgt.iqn());
+    cfg.reconnect.first_delay = Duration::from_millis(50);
+    let (session, lun) = open(&tgt, cfg).await;
+    let mut events = session.target_events();
+    for (event, p2, p3) in [
+        (AsyncEvent::LogoutRequest, 0, 5),
+        (AsyncEvent::DropConnection, 1, 0),
+    ] {
+        let before = session.status().reconnects;
+        proxy.inject_async(event, 0, p2, p3);
+        // Other events may come first (the UNIT ATTENTION after a reinstatement).
+        let wanted = |seen: &iscsi_session::TargetEvent| {
+            matches!(
+                (&event, seen),
+                (
+                    AsyncEvent::LogoutRequest,
+                    iscsi_session::TargetEvent::LogoutRequested { .. }
+                ) | (
+                    AsyncEvent::DropConnection,
+                    iscsi_session::TargetEvent::DroppingConnection { .. }
+                )
+            )
+        };
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !wanted(&events.recv().await.unwrap()) {}
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{event:?} reached the session"));
+        let mut status = session.watch_status();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            status.wait_for(|s| s.reconnects > before && s.state == SessionState::LoggedIn),
+        )
+        .await
+        .expect("logged in again")
+        .unwrap();
+        let data = lun.read(0, 8).await.expect("commands work after it");
+        assert_eq!(data.to_bytes(), tgt.first_lun().initial_bytes(0, 4096));
+    }
 }

@@ -247,3 +247,33 @@ fn invalid_configurations_fail_before_starting_anything() {
         );
     }
 }
+
+/// A killed tgtd comes back on the same portals with the same LU: same
+/// identity, same data, CHAP still enforced.
+#[test]
+fn a_killed_tgtd_restarts_with_the_same_portals_and_data() -> Result<()> {
+    let mut tgt = Tgt::builder()
+        .portal("127.0.0.1")
+        .portal("127.0.0.2")
+        .chap("alice", "alice-secret-1")
+        .lun(LunSpec::new(4 << 20).pattern(9))
+        .start()?;
+    let url = tgt.libiscsi_url(tgt.portals()[1], tgt.first_lun().number);
+    let before = libiscsi::iscsi_inq_vpd(&url, 0x80, TOOL_TIMEOUT)?.stdout;
+    tgt.kill();
+    let down = libiscsi::iscsi_inq(&url, TOOL_TIMEOUT)?;
+    assert!(!down.status.success(), "down while killed: {}", down.stdout);
+    tgt.restart()?;
+    for portal in tgt.portals().to_vec() {
+        assert_inquiry_works(&tgt.libiscsi_url(portal, tgt.first_lun().number))?;
+    }
+    assert_eq!(
+        libiscsi::iscsi_inq_vpd(&url, 0x80, TOOL_TIMEOUT)?.stdout,
+        before
+    );
+    assert_eq!(
+        tgt.first_lun().read_backing(0, 4096)?,
+        tgt.first_lun().initial_bytes(0, 4096)
+    );
+    Ok(())
+}

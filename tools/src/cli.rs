@@ -19,7 +19,8 @@ use crate::cmd::{
     version,
     about = "riscsi: a userspace iSCSI initiator",
     after_help = "A VOLUME is a libiscsi URL, \
-iscsi://[user[%secret]@]host[:port]/target-iqn/lun[?target_user=U&target_password=S&header_digest=crc32c], \
+iscsi://[user[%secret]@]host[:port]/target-iqn/lun[?target_user=U&target_password=S&header_digest=D&data_digest=D], \
+where D is none, crc32c, none_crc32c (the default: the target picks) or crc32c_none, \
 or @FILE: the storage service's connection_info JSON (@- reads it from standard input), \
 whose every path riscsi logs in to.\n\
 Secrets may also come from RISCSI_CHAP_SECRET and RISCSI_TARGET_SECRET. \

@@ -163,9 +163,10 @@ impl Volume {
             VolumeSpec::Url(url) => {
                 let iqn = url.target.clone().unwrap_or_default();
                 let path = PathSpec::new(url.portal.clone(), iqn, url.lun.unwrap_or_default());
-                if let Some(d) = url.header_digest {
+                if url.header_digest.is_some() || url.data_digest.is_some() {
                     template.operational = Some(OperationalPreferences {
-                        header_digest: d,
+                        header_digest: url.header_digest.unwrap_or_default(),
+                        data_digest: url.data_digest.unwrap_or_default(),
                         ..OperationalPreferences::default()
                     });
                 }

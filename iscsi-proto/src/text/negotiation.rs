@@ -544,6 +544,35 @@ impl Negotiation {
             .collect()
     }
 
+    /// Our last offer of `key`, whatever its answer, when we proposed it (a
+    /// known key); `None` when the peer proposed it or nobody did. The
+    /// answer alone does not say what was asked, which an error about a
+    /// refused key should.
+    pub fn our_offer(&self, key: &str) -> Option<String> {
+        self.negotiated
+            .get(key)
+            .filter(|e| e.proposer == self.role)
+            .and_then(|e| e.offered.as_ref())
+            .map(Value::to_string)
+    }
+
+    /// Whether our offer of `key` decides the outcome alone (RFC 7143 §6.2:
+    /// AND with `No`, OR with `Yes`), so that its value is in force on both
+    /// sides whatever the peer answers.
+    pub fn offer_decides(&self, key: &str) -> bool {
+        self.negotiated
+            .get(key)
+            .is_some_and(|e| e.proposer == self.role && e.decided)
+    }
+
+    /// Whether RFC 7143 makes `key` irrelevant in this session as it stands
+    /// (§13: keys without meaning in a discovery session, FirstBurstLength
+    /// when no unsolicited data can flow), so that an `Irrelevant` answer
+    /// to it is expected rather than a refusal.
+    pub fn irrelevance_expected(&self, key: &str) -> bool {
+        keys::lookup(key).is_some_and(|def| self.is_irrelevant(def))
+    }
+
     /// Nothing to send and no answer awaited.
     pub fn is_settled(&self) -> bool {
         self.outgoing.is_empty() && self.pending_keys().is_empty()
@@ -1303,6 +1332,41 @@ DataPDUInOrder=Irrelevant\0DataSequenceInOrder=Irrelevant\0";
         assert_eq!(o.max_xmit_data_segment_length, 262_144);
         assert_eq!(o.default_time2retain, 0);
         assert_eq!(i.status("InitialR2T"), Some(&KeyStatus::Irrelevant));
+        // RFC 7143 §13: these Irrelevant answers are the expected ones in a
+        // discovery session; the digests have meaning there.
+        assert!(i.irrelevance_expected("InitialR2T"));
+        assert!(i.irrelevance_expected("MaxBurstLength"));
+        assert!(!i.irrelevance_expected("HeaderDigest"));
+    }
+
+    /// What a refusal leaves known: our offer, and whether it decided alone.
+    #[test]
+    fn our_offer_and_its_weight_outlive_the_answer() {
+        let mut i = initiator(&[
+            ("HeaderDigest", "None,CRC32C"),
+            ("ImmediateData", "No"),
+            ("InitialR2T", "No"),
+        ]);
+        let _ = i.take_outgoing();
+        i.receive(&[
+            KeyValue::new("HeaderDigest", "Reject"),
+            KeyValue::new("ImmediateData", "Reject"),
+            KeyValue::new("InitialR2T", "Irrelevant"),
+            KeyValue::new("TaskReporting", "RFC3720"),
+        ])
+        .expect("reserved answers are legal");
+        assert_eq!(i.status("HeaderDigest"), Some(&KeyStatus::Rejected));
+        assert_eq!(i.our_offer("HeaderDigest").as_deref(), Some("None,CRC32C"));
+        assert_eq!(i.our_offer("InitialR2T").as_deref(), Some("No"));
+        assert!(i.offer_decides("ImmediateData"), "AND with No");
+        assert!(
+            !i.offer_decides("InitialR2T"),
+            "OR with No needs the answer"
+        );
+        assert!(!i.irrelevance_expected("InitialR2T"), "a normal session");
+        // The peer's own offer is not ours.
+        assert_eq!(i.our_offer("TaskReporting"), None);
+        assert_eq!(i.our_offer("MaxBurstLength"), None);
     }
 
     fn digest_list() -> impl proptest::strategy::Strategy<Value = Vec<&'static str>> {

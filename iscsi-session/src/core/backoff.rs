@@ -8,6 +8,10 @@ use std::time::Duration;
 pub struct ReconnectPolicy {
     /// Wait before the first new attempt after a connection is lost (the
     /// first attempt after a failed login waits this times `multiplier`).
+    /// A connection lost before it lasted `max_delay` does not restart the
+    /// schedule when the one before it did not last either: a target that
+    /// drops every connection right after its login is retried on the
+    /// growing backoff, as if the logins had failed.
     pub first_delay: Duration,
     /// Longest wait between attempts.
     pub max_delay: Duration,

@@ -63,16 +63,34 @@ impl ChapConfig {
     }
 }
 
-/// Digest preference for one of HeaderDigest/DataDigest.
+/// Digest preference for one of HeaderDigest/DataDigest (RFC 7143 §13.1:
+/// the target picks the first value of our list it supports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DigestPreference {
-    /// Offer only None.
-    #[default]
+    /// Offer only None: a target that requires digests fails the login.
     None,
     /// Offer only CRC32C: login fails if the target refuses it.
     Crc32c,
-    /// Offer CRC32C,None.
+    /// Offer CRC32C,None: digests unless the target refuses them.
     PreferCrc32c,
+    /// Offer None,CRC32C, the default: the target picks. One that does not
+    /// care picks None, so the default costs nothing, and one that requires
+    /// digests (istgt's `UseDigest Header Data`) gets them instead of
+    /// refusing None.
+    #[default]
+    PreferNone,
+}
+
+impl DigestPreference {
+    /// The value offered for the key, most preferred first.
+    pub fn offer(self) -> &'static str {
+        match self {
+            DigestPreference::None => "None",
+            DigestPreference::Crc32c => "CRC32C",
+            DigestPreference::PreferCrc32c => "CRC32C,None",
+            DigestPreference::PreferNone => "None,CRC32C",
+        }
+    }
 }
 
 /// The operational values we offer (RFC 7143 §13). Defaults as a Linux initiator
@@ -113,8 +131,8 @@ pub struct OperationalPreferences {
 impl Default for OperationalPreferences {
     fn default() -> Self {
         OperationalPreferences {
-            header_digest: DigestPreference::None,
-            data_digest: DigestPreference::None,
+            header_digest: DigestPreference::PreferNone,
+            data_digest: DigestPreference::PreferNone,
             max_recv_data_segment_length: 256 * 1024,
             // "16 MiB" as far as the 24-bit field goes (RFC 7143 §13.13: up to 2^24 - 1).
             max_burst_length: 16_777_215,

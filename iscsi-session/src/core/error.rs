@@ -182,7 +182,10 @@ pub enum Error {
     },
     /// Operational negotiation (RFC 7143 §13) ended in values we cannot run
     /// with: ErrorRecoveryLevel above 0, CRC32C refused where it is required,
-    /// an invalid key or value.
+    /// an invalid key or value, an answer outside our offer, or a `Reject`,
+    /// `Irrelevant` or `NotUnderstood` answer to a key both sides must agree
+    /// on (the digests, the burst and R2T keys): the reason names the key,
+    /// our offer and the target's answer.
     #[error("login negotiation with {ctx} failed: {reason}")]
     Negotiation {
         /// The path logged in to.
@@ -299,6 +302,22 @@ pub enum Error {
         /// The login failure that stopped the retries.
         cause: Box<Error>,
     },
+    /// Logins worked, but the connection after each failed the same way
+    /// before any command completed (the two sides framing PDUs or reading a
+    /// key differently, say): reconnecting stopped instead of replaying the
+    /// same commands in a loop until the replacement timeout.
+    /// `reconnect_now` tries again.
+    #[error(
+        "{cause} (the same failure ended each of the last {count} connections before any command completed); reconnects stopped"
+    )]
+    RepeatedFailure {
+        /// The path of the session.
+        ctx: PathContext,
+        /// Identical losses in a row.
+        count: u32,
+        /// The last of them.
+        cause: Box<Error>,
+    },
 }
 
 /// Longest quotation of a peer's bytes in an error, escapes included.
@@ -370,6 +389,7 @@ impl Error {
             | Error::Scsi { ctx, .. }
             | Error::BadResponse { ctx, .. }
             | Error::LoginGaveUp { ctx, .. }
+            | Error::RepeatedFailure { ctx, .. }
             | Error::Closed { ctx } => ctx,
             Error::RetriesExhausted { last, .. } => last.context(),
         }
@@ -457,7 +477,8 @@ impl Error {
             | Error::NotIscsi { .. }
             | Error::Config { .. }
             | Error::Negotiation { .. }
-            | Error::LoginGaveUp { .. } => true,
+            | Error::LoginGaveUp { .. }
+            | Error::RepeatedFailure { .. } => true,
             _ => false,
         }
     }

@@ -1,7 +1,7 @@
 //! libiscsi's volume URL: `iscsi://[user[%password]@]host[:port]/target-iqn/lun`
-//! with the query arguments `target_user`, `target_password` (mutual CHAP) and
-//! `header_digest`. Also the portal-only form `iscsi://host[:port]` used for
-//! discovery.
+//! with the query arguments `target_user`, `target_password` (mutual CHAP),
+//! `header_digest` and `data_digest`. Also the portal-only form
+//! `iscsi://host[:port]` used for discovery.
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,9 +29,12 @@ pub struct IscsiUrl {
     pub target_user: Option<String>,
     /// The target's CHAP secret for mutual CHAP (`target_password=`).
     pub target_password: Option<Secret>,
-    /// `header_digest=none|crc32c|crc32c-none|none-crc32c`; `None` keeps the
-    /// configuration's default.
+    /// `header_digest=none|crc32c|none_crc32c|crc32c_none` (libiscsi's
+    /// values; the list forms name the preferred value first); `None` keeps
+    /// the configuration's default (`none_crc32c`).
     pub header_digest: Option<DigestPreference>,
+    /// `data_digest=`, with the same values as `header_digest`.
+    pub data_digest: Option<DigestPreference>,
 }
 
 /// Why a URL is not usable. The message never echoes a password.
@@ -86,20 +89,33 @@ impl IscsiUrl {
             .ok_or_else(|| UrlError("the URL names no target".into()))?;
         let mut config = SessionConfig::new(self.portal.clone(), target, initiator_name);
         config.chap = self.chap(fallback_secret)?;
+        self.apply_digests(&mut config);
+        Ok(config)
+    }
+
+    /// Sets the digest offers the URL names on `config`, leaving the others
+    /// at their values.
+    pub fn apply_digests(&self, config: &mut SessionConfig) {
         if let Some(d) = self.header_digest {
             config.operational.header_digest = d;
         }
-        Ok(config)
+        if let Some(d) = self.data_digest {
+            config.operational.data_digest = d;
+        }
     }
 }
 
-fn parse_digest(v: &str) -> Result<DigestPreference, UrlError> {
-    // libiscsi's values: none, crc32c, none-crc32c, crc32c-none.
-    match v.to_ascii_lowercase().as_str() {
+/// libiscsi's values (`none`, `crc32c`, `none_crc32c`, `crc32c_none`), and
+/// the same with a hyphen, which riscsi accepted first.
+fn parse_digest(key: &str, v: &str) -> Result<DigestPreference, UrlError> {
+    match v.to_ascii_lowercase().replace('-', "_").as_str() {
         "none" => Ok(DigestPreference::None),
         "crc32c" => Ok(DigestPreference::Crc32c),
-        "crc32c-none" | "none-crc32c" => Ok(DigestPreference::PreferCrc32c),
-        other => Err(UrlError(format!("unknown header_digest {other:?}"))),
+        "none_crc32c" => Ok(DigestPreference::PreferNone),
+        "crc32c_none" => Ok(DigestPreference::PreferCrc32c),
+        _ => Err(UrlError(format!(
+            "unknown {key} {v:?} (none, crc32c, none_crc32c or crc32c_none)"
+        ))),
     }
 }
 
@@ -161,6 +177,7 @@ impl FromStr for IscsiUrl {
             target_user: None,
             target_password: None,
             header_digest: None,
+            data_digest: None,
         };
         for arg in query
             .into_iter()
@@ -171,7 +188,8 @@ impl FromStr for IscsiUrl {
             match k {
                 "target_user" => url.target_user = Some(v.to_owned()),
                 "target_password" => url.target_password = Some(Secret::from(v)),
-                "header_digest" => url.header_digest = Some(parse_digest(v)?),
+                "header_digest" => url.header_digest = Some(parse_digest(k, v)?),
+                "data_digest" => url.data_digest = Some(parse_digest(k, v)?),
                 other => return Err(UrlError(format!("unknown URL argument {other:?}"))),
             }
         }
@@ -219,6 +237,38 @@ mod tests {
             !shown.contains("s3cret-pass") && !shown.contains("t4rget-pass"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn digest_values_as_libiscsi_spells_them() {
+        for (text, expected) in [
+            ("none", DigestPreference::None),
+            ("crc32c", DigestPreference::Crc32c),
+            ("CRC32C", DigestPreference::Crc32c),
+            ("none_crc32c", DigestPreference::PreferNone),
+            ("crc32c_none", DigestPreference::PreferCrc32c),
+            ("none-crc32c", DigestPreference::PreferNone),
+            ("crc32c-none", DigestPreference::PreferCrc32c),
+        ] {
+            let u: IscsiUrl =
+                format!("iscsi://h/iqn.a:b/0?header_digest={text}&data_digest={text}")
+                    .parse()
+                    .unwrap();
+            assert_eq!(u.header_digest, Some(expected), "{text}");
+            assert_eq!(u.data_digest, Some(expected), "{text}");
+            let cfg = u.session_config("iqn.i", None).unwrap();
+            assert_eq!(cfg.operational.header_digest, expected);
+            assert_eq!(cfg.operational.data_digest, expected);
+        }
+        // Only what the URL names changes; the default offers None,CRC32C.
+        let u: IscsiUrl = "iscsi://h/iqn.a:b/0?data_digest=crc32c".parse().unwrap();
+        let cfg = u.session_config("iqn.i", None).unwrap();
+        assert_eq!(cfg.operational.header_digest, DigestPreference::PreferNone);
+        assert_eq!(cfg.operational.data_digest, DigestPreference::Crc32c);
+        let err = "iscsi://h/iqn.a:b/0?data_digest=md5"
+            .parse::<IscsiUrl>()
+            .unwrap_err();
+        assert!(err.to_string().contains("data_digest \"md5\""), "{err}");
     }
 
     #[test]

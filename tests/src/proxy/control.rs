@@ -72,6 +72,7 @@ pub struct ProxyControl {
     pub(crate) counters: Arc<Counters>,
     pub(crate) listen: SocketAddr,
     pub(crate) target: SocketAddr,
+    pub(crate) injections: Arc<super::inject::Injections>,
 }
 
 impl ProxyControl {
@@ -82,7 +83,16 @@ impl ProxyControl {
             counters: Arc::new(Counters::default()),
             listen,
             target,
+            injections: Arc::default(),
         }
+    }
+
+    /// Sends an Asynchronous Message (RFC 7143 §11.9) to the initiator as if
+    /// the target had: e.g. `AsyncEvent::LogoutRequest` with parameter 3 the
+    /// seconds allowed, or `AsyncEvent::DropConnection` with parameter 2
+    /// Time2Wait. It goes out at the next PDU boundary of a connection.
+    pub fn inject_async(&self, event: iscsi_proto::pdu::AsyncEvent, p1: u16, p2: u16, p3: u16) {
+        self.injections.push(event, p1, p2, p3);
     }
 
     /// Where initiators connect.

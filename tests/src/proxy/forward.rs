@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 
 use super::control::{Counters, ProxyControl, ProxyMode, Settings};
+use super::inject::{Injections, PduBoundaries};
 
 /// Largest chunk read and forwarded at once (one delay per chunk).
 const CHUNK: usize = 64 * 1024;
@@ -125,7 +126,13 @@ pub(crate) async fn serve(client: TcpStream, control: ProxyControl) {
             settings.clone(),
             &counters.to_target,
         );
-        let down = pump(upstream_read, client_write, settings, &counters.to_client);
+        let down = pump_down(
+            upstream_read,
+            client_write,
+            settings,
+            &counters.to_client,
+            &control.injections,
+        );
         run_both(up, down, &mut resets).await
     };
     match outcome {
@@ -188,6 +195,55 @@ async fn pump(
         // A black hole that started meanwhile also holds data already read.
         flowing_from(&mut settings, &from).await?;
         to.write_all(&buf[..n]).await?;
+        forwarded.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The target-to-initiator direction: as [`pump`], and Asynchronous
+/// Messages queued with `ProxyControl::inject_async` go out at the next PDU
+/// boundary (at once when the stream is idle at one).
+async fn pump_down(
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    mut settings: watch::Receiver<Settings>,
+    forwarded: &AtomicU64,
+    injections: &Injections,
+) -> io::Result<()> {
+    let mut boundaries = PduBoundaries::default();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        flowing_from(&mut settings, &from).await?;
+        if boundaries.at_boundary() {
+            while let Some(message) = injections.pop(&boundaries) {
+                to.write_all(&message).await?;
+            }
+        }
+        let idle_at_boundary = boundaries.at_boundary();
+        let n = tokio::select! {
+            n = from.read(&mut buf) => n?,
+            _ = injections.notify.notified(), if idle_at_boundary => continue,
+        };
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        let delay = settings.borrow().delay;
+        if !delay.is_zero() {
+            sleep(delay).await;
+        }
+        flowing_from(&mut settings, &from).await?;
+        let mut chunk = &buf[..n];
+        if !injections.is_empty()
+            && let Some(k) = boundaries.to_boundary(chunk)
+        {
+            to.write_all(&chunk[..k]).await?;
+            boundaries.feed(&chunk[..k]);
+            chunk = &chunk[k..];
+            while let Some(message) = injections.pop(&boundaries) {
+                to.write_all(&message).await?;
+            }
+        }
+        to.write_all(chunk).await?;
+        boundaries.feed(chunk);
         forwarded.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

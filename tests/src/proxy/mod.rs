@@ -7,6 +7,7 @@
 
 mod control;
 mod forward;
+mod inject;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;

@@ -65,14 +65,13 @@ fn discovery_config(
             target_user: None,
             target_password: None,
             header_digest: None,
+            data_digest: None,
         }
     };
     auth::apply(&mut url, auth_args, env)?;
     let mut config = SessionConfig::discovery(url.portal.clone(), initiator_name);
     config.chap = url.chap(None)?;
-    if let Some(d) = url.header_digest {
-        config.operational.header_digest = d;
-    }
+    url.apply_digests(&mut config);
     Ok(config)
 }
 

@@ -10,6 +10,7 @@ mod chap;
 mod connector;
 mod copy_from_volume;
 mod copy_to_volume;
+mod digests;
 mod discover;
 mod errors;
 mod guest;

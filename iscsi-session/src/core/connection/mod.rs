@@ -334,8 +334,13 @@ impl<U> Connection<U> {
                 }
                 Err(e) => {
                     let error = match first {
-                        Some(first) => self.not_iscsi(&first),
-                        None => Error::Protocol {
+                        // A header that starts as a Login Response is an
+                        // iSCSI target breaking the rules (a data segment over
+                        // the 8192 bytes of login, a bad field): its decode
+                        // error says what, where "does not speak iSCSI" and
+                        // a quote of binary bytes would mislead.
+                        Some(first) if !starts_login_response(&first) => self.not_iscsi(&first),
+                        _ => Error::Protocol {
                             ctx: self.ctx.clone(),
                             reason: format!("undecodable PDU: {e}"),
                         },
@@ -357,21 +362,15 @@ impl<U> Connection<U> {
     /// quote something readable; until then the peer closing, or the login
     /// timeout, decides.
     fn surely_not_iscsi(&self) -> bool {
-        let Some(&first) = self.rx.first() else {
-            return false;
-        };
         self.awaiting_first_pdu()
-            && first & 0x3f != Opcode::LoginResponse.code()
+            && !self.rx.is_empty()
+            && !starts_login_response(&self.rx)
             && (self.rx.len() >= BHS_LEN || self.rx.contains(&b'\n'))
     }
 
     /// Bytes were received but no PDU, and they cannot start a Login Response.
     fn partial_garbage(&self) -> bool {
-        self.awaiting_first_pdu()
-            && self
-                .rx
-                .first()
-                .is_some_and(|&b| b & 0x3f != Opcode::LoginResponse.code())
+        self.awaiting_first_pdu() && !self.rx.is_empty() && !starts_login_response(&self.rx)
     }
 
     fn not_iscsi(&self, sent: &[u8]) -> Error {
@@ -973,6 +972,14 @@ impl<U> Connection<U> {
             }
         }
     }
+}
+
+/// Whether `bytes` begin with a Login Response's opcode: what an iSCSI
+/// target answers a Login Request with, whatever else is wrong with it.
+fn starts_login_response(bytes: &[u8]) -> bool {
+    bytes
+        .first()
+        .is_some_and(|&b| b & 0x3f == Opcode::LoginResponse.code())
 }
 
 /// `now + after`, saturating far in the future instead of panicking when a

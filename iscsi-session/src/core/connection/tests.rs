@@ -1414,6 +1414,31 @@ fn iscsi_peers_keep_their_own_errors() {
     }
 }
 
+/// §13.12: login PDUs carry at most 8192 bytes of data. A first Login
+/// Response announcing more is refused from its header alone, as the
+/// protocol error of an iSCSI target (its opcode says what it is), not as a
+/// peer that does not speak iSCSI.
+#[test]
+fn a_first_login_response_over_8192_bytes_is_a_protocol_error() {
+    let mut h = Harness::new(config());
+    h.sent();
+    let resp = h.login_response(Stage::Security, Stage::Operational, 0, Bytes::new());
+    let mut header = BytesMut::new();
+    h.encoder
+        .encode(&Pdu::LoginResponse(resp), &mut header)
+        .unwrap();
+    header[5..8].copy_from_slice(&8193u32.to_be_bytes()[1..]);
+    h.send_bytes(&header);
+    let (error, _) = closed(&h.events());
+    match error {
+        Some(Error::Protocol { reason, .. }) => assert!(
+            reason.contains("8193-byte data segment") && reason.contains("8192"),
+            "{reason}"
+        ),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
 /// Target opcodes, to make random headers parse more often.
 const TARGET_OPCODES: [u8; 10] = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x31, 0x32, 0x3f];
 

@@ -29,6 +29,25 @@ const MAX_LOGIN_EXCHANGES: u32 = 32;
 /// Data segment limit for login PDUs in both directions (§13.12 default).
 const LOGIN_SEGMENT: usize = 8192;
 
+/// The operational keys both sides must agree on for the session to work:
+/// a wrong guess about the digests breaks the framing of every PDU, one
+/// about the others the data transfer (a write waiting for an R2T the target
+/// never sends, or data the target does not expect). DefaultTime2Wait and
+/// DefaultTime2Retain are not among them: they only time a reconnect.
+const KEYS_THAT_MATTER: &[&str] = &[
+    "HeaderDigest",
+    "DataDigest",
+    "InitialR2T",
+    "ImmediateData",
+    "MaxBurstLength",
+    "FirstBurstLength",
+    "MaxOutstandingR2T",
+    "MaxConnections",
+    "DataPDUInOrder",
+    "DataSequenceInOrder",
+    "ErrorRecoveryLevel",
+];
+
 /// What the connection does after a Login Response.
 #[derive(Debug)]
 pub(crate) enum LoginStep {
@@ -192,7 +211,19 @@ impl Login {
             Security::AlgorithmsOffered | Security::Responded { .. } => {
                 self.auth_error(format!("login text: {e}"))
             }
-            _ => self.negotiation_error(format!("login text: {e}")),
+            _ => match e {
+                // An answer outside our offer: the two sides would run with
+                // different values. Said the way a refusal is (`disagreement`).
+                TextError::IllegalAnswer {
+                    key,
+                    offered,
+                    answer,
+                    reason,
+                } => self.negotiation_error(format!(
+                    "{key}: we offered {offered}, the target answered {answer} ({reason})"
+                )),
+                e => self.negotiation_error(format!("login text: {e}")),
+            },
         }
     }
 
@@ -677,6 +708,45 @@ impl Login {
         ))
     }
 
+    /// Refuses a session whose keys that matter (`KEYS_THAT_MATTER`) were
+    /// not agreed: RFC 7143 §6.2 says a `Reject`, `Irrelevant` or
+    /// `NotUnderstood` answer leaves the default in force on both sides, but
+    /// a target may do otherwise (istgt answers `HeaderDigest=Reject` to our
+    /// `None` when it requires digests, then frames its PDUs with them), and
+    /// a session the two sides understand differently only hangs. Exempt: an
+    /// offer that decides alone (ImmediateData=No, InitialR2T=Yes: the
+    /// conservative value is in force on both sides whatever the answer),
+    /// and an `Irrelevant` the RFC itself calls for.
+    fn check_agreement(&self) -> Result<(), Error> {
+        for &key in KEYS_THAT_MATTER {
+            let answer = match self.negotiation.status(key) {
+                Some(KeyStatus::Rejected) => "Reject",
+                Some(KeyStatus::Irrelevant) => {
+                    if self.negotiation.irrelevance_expected(key) {
+                        continue;
+                    }
+                    "Irrelevant"
+                }
+                Some(KeyStatus::NotUnderstood) => "NotUnderstood",
+                _ => continue,
+            };
+            // Only our own offers: a key the target offered and we refused is
+            // one it knows we do not use.
+            let Some(offered) = self.negotiation.our_offer(key) else {
+                continue;
+            };
+            if self.negotiation.offer_decides(key) {
+                continue;
+            }
+            return Err(self.negotiation_error(format!(
+                "{key}: we offered {offered:?}, the target answered {answer:?}: which value it \
+                 uses is unknown, and a wrong guess {}",
+                consequence(key, &offered)
+            )));
+        }
+        Ok(())
+    }
+
     /// The negotiated parameters, refusing outcomes we cannot honour.
     fn outcome(&self) -> Result<OperationalParams, Error> {
         let params = self.negotiation.outcome();
@@ -687,13 +757,19 @@ impl Login {
                 params.error_recovery_level
             )));
         }
-        let honoured = |pref: DigestPreference, got: Digest| {
-            pref != DigestPreference::Crc32c || got == Digest::Crc32c
-        };
-        if !honoured(op.header_digest, params.header_digest)
-            || !honoured(op.data_digest, params.data_digest)
-        {
-            return Err(self.negotiation_error("the target refused the CRC32C digests we require"));
+        self.check_agreement()?;
+        // Answers outside our offer and refusals are caught above; this is a
+        // required digest the target left unanswered (its default in force).
+        for (key, pref, got) in [
+            ("HeaderDigest", op.header_digest, params.header_digest),
+            ("DataDigest", op.data_digest, params.data_digest),
+        ] {
+            if pref == DigestPreference::Crc32c && got != Digest::Crc32c {
+                return Err(self.negotiation_error(format!(
+                    "{key}: we require \"CRC32C\", the target left it unanswered ({:?} in force)",
+                    got.as_str()
+                )));
+            }
         }
         if params.max_xmit_data_segment_length < 512 {
             return Err(
@@ -704,11 +780,21 @@ impl Login {
     }
 }
 
-fn digest_policy(pref: DigestPreference) -> &'static str {
-    match pref {
-        DigestPreference::None => "None",
-        DigestPreference::Crc32c => "CRC32C",
-        DigestPreference::PreferCrc32c => "CRC32C,None",
+/// What a wrong guess about `key` breaks, and what to try, for an error.
+fn consequence(key: &str, offered: &str) -> String {
+    let url_key = match key {
+        "HeaderDigest" => "header_digest",
+        "DataDigest" => "data_digest",
+        _ => return "breaks data transfer".into(),
+    };
+    if offered == "None" {
+        // The case of istgt with `UseDigest Header Data`.
+        format!(
+            "breaks the framing of every PDU; the target may require CRC32C \
+             ({url_key}=none_crc32c lets it choose)"
+        )
+    } else {
+        "breaks the framing of every PDU".into()
     }
 }
 
@@ -717,8 +803,8 @@ fn digest_policy(pref: DigestPreference) -> &'static str {
 fn policy(config: &SessionConfig) -> Policy {
     let op = &config.operational;
     let entries: [(&str, String); 14] = [
-        ("HeaderDigest", digest_policy(op.header_digest).into()),
-        ("DataDigest", digest_policy(op.data_digest).into()),
+        ("HeaderDigest", op.header_digest.offer().into()),
+        ("DataDigest", op.data_digest.offer().into()),
         (
             "MaxRecvDataSegmentLength",
             op.max_recv_data_segment_length.to_string(),

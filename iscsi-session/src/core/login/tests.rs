@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 
 use super::*;
-use crate::core::config::ChapCredentials;
+use crate::core::config::{ChapCredentials, OperationalPreferences};
 use iscsi_proto::text::{KeyValue, parse_pairs};
 
 const TARGET: &str = "iqn.2001-04.com.example:disk1";
@@ -302,8 +302,9 @@ fn plain_login_offers_config_and_computes_outcome_from_both_sides() {
     // §6.3: ExpStatSN acknowledges the response just received.
     assert_eq!(offers.exp_stat_sn, 501);
     for (key, expected) in [
-        ("HeaderDigest", "None"),
-        ("DataDigest", "None"),
+        // The target picks (§13.1); one that does not care picks None.
+        ("HeaderDigest", "None,CRC32C"),
+        ("DataDigest", "None,CRC32C"),
         ("MaxRecvDataSegmentLength", "131072"),
         ("InitialR2T", "No"),
         ("ImmediateData", "Yes"),
@@ -1092,6 +1093,228 @@ fn required_header_digest_refused_is_a_negotiation_error() {
             "{refusal}: {err:?}"
         );
     }
+}
+
+/// RFC 7143 §13.1: each preference is offered as configured, most preferred
+/// first, for both digests and in discovery sessions too.
+#[test]
+fn digest_preferences_are_offered_as_lists() {
+    for (pref, offer) in [
+        (DigestPreference::None, "None"),
+        (DigestPreference::Crc32c, "CRC32C"),
+        (DigestPreference::PreferCrc32c, "CRC32C,None"),
+        (DigestPreference::PreferNone, "None,CRC32C"),
+    ] {
+        for discovery in [false, true] {
+            let mut cfg = if discovery {
+                SessionConfig::discovery(Portal::new("192.0.2.10", 3260), INITIATOR)
+            } else {
+                config()
+            };
+            cfg.operational.header_digest = pref;
+            cfg.operational.data_digest = pref;
+            let (_, offers) = Exchange::through_security(cfg);
+            assert_eq!(value(&offers, "HeaderDigest").as_deref(), Some(offer));
+            assert_eq!(value(&offers, "DataDigest").as_deref(), Some(offer));
+        }
+    }
+    assert_eq!(
+        OperationalPreferences::default().header_digest,
+        DigestPreference::PreferNone
+    );
+    assert_eq!(
+        OperationalPreferences::default().data_digest,
+        DigestPreference::PreferNone
+    );
+}
+
+/// RFC 7143 §13.1: with the default None,CRC32C offer a target that
+/// requires digests picks CRC32C, and one that does not care picks None.
+#[test]
+fn default_digest_offer_lets_the_target_choose() {
+    for (header, data) in [("CRC32C", "CRC32C"), ("None", "None"), ("CRC32C", "None")] {
+        let (mut x, offers) = Exchange::through_security(config());
+        let resp = x.target.finishes(
+            1,
+            &answers(&offers, &[("HeaderDigest", header), ("DataDigest", data)]),
+        );
+        let p = done(x.feed(resp)).params;
+        assert_eq!(
+            (p.header_digest.as_str(), p.data_digest.as_str()),
+            (header, data)
+        );
+    }
+}
+
+/// The error a login ends with when the target answers `overrides` to the
+/// offers of `cfg`.
+fn refused_with(cfg: SessionConfig, overrides: &[(&str, &str)]) -> Error {
+    let (mut x, offers) = Exchange::through_security(cfg);
+    let resp = x.target.finishes(1, &answers(&offers, overrides));
+    failed(x.feed(resp))
+}
+
+/// The negotiation error's message; panics on another error.
+#[track_caller]
+fn negotiation_message(err: &Error) -> String {
+    assert!(matches!(err, Error::Negotiation { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(
+        msg.contains("192.0.2.10:3260") && msg.contains(TARGET),
+        "{msg}"
+    );
+    msg
+}
+
+/// RFC 7143 §6.2 leaves the default in force after `Reject`, `Irrelevant`
+/// or `NotUnderstood`, but istgt answers `HeaderDigest=Reject` to `None`
+/// and frames with digests anyway: for the digests such an answer fails the
+/// login, naming the key, our offer and the answer; a None-only offer gets
+/// the hint to let the target choose.
+#[test]
+fn digest_refusals_fail_the_login_naming_key_and_values() {
+    for key in ["HeaderDigest", "DataDigest"] {
+        for answer in ["Reject", "Irrelevant", "NotUnderstood"] {
+            for (pref, offered) in [
+                (DigestPreference::PreferNone, "None,CRC32C"),
+                (DigestPreference::None, "None"),
+            ] {
+                let mut cfg = config();
+                cfg.operational.header_digest = pref;
+                cfg.operational.data_digest = pref;
+                let err = refused_with(cfg, &[(key, answer)]);
+                let msg = negotiation_message(&err);
+                assert!(
+                    msg.contains(&format!(
+                        "{key}: we offered \"{offered}\", the target answered \"{answer}\""
+                    )),
+                    "{msg}"
+                );
+                assert!(msg.contains("framing"), "{msg}");
+                let url_key = if key == "HeaderDigest" {
+                    "header_digest=none_crc32c"
+                } else {
+                    "data_digest=none_crc32c"
+                };
+                assert_eq!(msg.contains(url_key), offered == "None", "{msg}");
+            }
+        }
+    }
+    // Discovery sessions negotiate digests too (§13.1 applies to them).
+    let cfg = SessionConfig::discovery(Portal::new("192.0.2.10", 3260), INITIATOR);
+    let (mut x, offers) = Exchange::through_security(cfg);
+    let resp = x
+        .target
+        .finishes(1, &answers(&offers, &[("DataDigest", "Reject")]));
+    let err = failed(x.feed(resp));
+    assert!(err.to_string().contains("DataDigest"), "{err}");
+}
+
+/// RFC 7143 §6.2.2: an answer that is not one of the values offered is a
+/// protocol error, reported with both sides' values.
+#[test]
+fn out_of_list_digest_answers_fail_the_login() {
+    for (pref, offered, answer) in [
+        (DigestPreference::None, "None", "CRC32C"),
+        (DigestPreference::Crc32c, "CRC32C", "None"),
+        (DigestPreference::PreferNone, "None,CRC32C", "MD5"),
+        (DigestPreference::PreferNone, "None,CRC32C", "None,CRC32C"),
+    ] {
+        let mut cfg = config();
+        cfg.operational.data_digest = pref;
+        let err = refused_with(cfg, &[("DataDigest", answer)]);
+        let msg = negotiation_message(&err);
+        assert!(
+            msg.contains(&format!(
+                "DataDigest: we offered \"{offered}\", the target answered \"{answer}\""
+            )),
+            "{msg}"
+        );
+    }
+}
+
+/// The same rule for the other keys that matter: a refused InitialR2T=No
+/// leaves the target free to wait for unsolicited data we would not send; a
+/// MaxBurstLength outside the key's range or above our offer is illegal.
+#[test]
+fn refusals_of_other_keys_that_matter_fail_the_login() {
+    for (key, answer, says) in [
+        (
+            "InitialR2T",
+            "Reject",
+            "InitialR2T: we offered \"No\", the target answered \"Reject\"",
+        ),
+        (
+            "InitialR2T",
+            "Irrelevant",
+            "the target answered \"Irrelevant\"",
+        ),
+        (
+            "MaxBurstLength",
+            "Reject",
+            "MaxBurstLength: we offered \"16777215\"",
+        ),
+        (
+            "MaxBurstLength",
+            "16777216",
+            "the target answered \"16777216\"",
+        ),
+        ("MaxBurstLength", "0", "the target answered \"0\""),
+        (
+            "FirstBurstLength",
+            "Irrelevant",
+            "FirstBurstLength: we offered \"262144\"",
+        ),
+        ("MaxOutstandingR2T", "NotUnderstood", "MaxOutstandingR2T"),
+        ("ErrorRecoveryLevel", "Reject", "ErrorRecoveryLevel"),
+        ("DataSequenceInOrder", "No", "DataSequenceInOrder"),
+    ] {
+        let err = refused_with(config(), &[(key, answer)]);
+        let msg = negotiation_message(&err);
+        assert!(msg.contains(says), "{key}={answer}: {msg}");
+        assert!(msg.contains(key), "{msg}");
+    }
+    let mut cfg = config();
+    cfg.operational.max_burst_length = 262_144;
+    cfg.operational.first_burst_length = 65_536;
+    let err = refused_with(cfg, &[("MaxBurstLength", "1048576")]);
+    let msg = negotiation_message(&err);
+    assert!(
+        msg.contains("MaxBurstLength: we offered \"262144\", the target answered \"1048576\""),
+        "{msg}"
+    );
+}
+
+/// What does not fail: an offer that decides alone (§6.2: ImmediateData=No,
+/// InitialR2T=Yes) is in force on both sides whatever the answer; §13.14
+/// makes FirstBurstLength irrelevant without unsolicited data; the
+/// Time2Wait/Time2Retain keys only time a reconnect.
+#[test]
+fn refusals_that_leave_no_doubt_are_accepted() {
+    let mut cfg = config();
+    cfg.operational.initial_r2t = true;
+    cfg.operational.immediate_data = false;
+    let (mut x, offers) = Exchange::through_security(cfg);
+    let resp = x.target.finishes(
+        1,
+        &answers(
+            &offers,
+            &[
+                ("InitialR2T", "Reject"),
+                ("ImmediateData", "Irrelevant"),
+                ("FirstBurstLength", "Irrelevant"),
+                ("DefaultTime2Wait", "Reject"),
+                ("DefaultTime2Retain", "Irrelevant"),
+            ],
+        ),
+    );
+    let p = done(x.feed(resp)).params;
+    assert!(
+        p.initial_r2t && !p.immediate_data,
+        "our offers stay in force"
+    );
+    assert_eq!(p.default_time2wait, 2, "the RFC default");
 }
 
 /// RFC 7143 §11.13.4: the final response carries the TSIH the target chose.

@@ -6,6 +6,7 @@
 //! - `establish`: connect, login, redirects, the CHAP fallback (mechanism).
 //! - `serve`: the I/O loop of one logged-in connection (mechanism).
 //! - `parked`: commands waiting for the next connection (Replay policy).
+//! - `streak`: connections lost the same way after each login (policy input).
 //! - here: the life cycle, and what happens between connections (policy).
 //!
 //! Time is tokio's everywhere, so tests can pause it.
@@ -14,6 +15,7 @@ mod establish;
 mod parked;
 mod request;
 mod serve;
+mod streak;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,7 @@ pub(crate) use establish::{Established, establish};
 use parked::Parked;
 pub(crate) use request::{Pending, Request, TextReply};
 use serve::ServeEnd;
+use streak::{LossStreak, LostConnection, REPEATED_LOSS_LIMIT};
 
 /// The current time as the sans-IO core takes it, from tokio's clock.
 pub(crate) fn now() -> std::time::Instant {
@@ -132,24 +135,77 @@ impl Driver {
             let mut ever_logged_in = initial.is_some();
             let mut current = initial.map(|e| (e.conn, e.io));
             let mut attempts = 0u32;
+            // Consecutive connections lost before they outlived the longest
+            // backoff. A login that works proves little if the connection
+            // dies right after it: a target that accepts every login and
+            // drops us at once would otherwise be logged in again every
+            // `first_delay`, without end. Each such loss carries the
+            // backoff on, as a failed login does.
+            let mut flaps = 0u32;
             // No wait before the first login of a session started down.
             let mut wait = None;
             let mut result = Ok(());
+            let mut streak = LossStreak::default();
             loop {
                 if let Some((mut conn, mut io)) = current.take() {
                     self.replay_parked(&mut conn);
-                    match self.serve(&mut conn, &mut io).await {
+                    let logged_in_at = Instant::now();
+                    let end = self.serve(&mut conn, &mut io).await;
+                    let completed = conn.stats().commands_completed;
+                    // The socket closes now, before any wait below: the
+                    // target must see this connection end.
+                    drop((conn, io));
+                    match end {
                         ServeEnd::LoggedOut(r) => {
                             result = r;
                             break;
                         }
-                        ServeEnd::Lost(e) => {
-                            warn!(error = %e, "connection lost");
-                            self.offline_reason = format!("reconnecting after: {e}");
-                            self.status.send_modify(|s| s.last_error = Some(e));
-                            self.set_state(SessionState::Reconnecting { attempts: 0 });
-                            attempts = 0;
-                            wait = Some(self.config.reconnect.delay(1, self.time2wait));
+                        ServeEnd::Lost { error, unfinished } => {
+                            let lost = LostConnection {
+                                completed,
+                                unfinished,
+                            };
+                            match streak.record(&error, lost) {
+                                // Logging in again would replay the same
+                                // commands into the same failure: stop and
+                                // say why, well before the replacement
+                                // timeout would fail them without a word.
+                                Some(count) if count >= REPEATED_LOSS_LIMIT => {
+                                    warn!(
+                                        %error,
+                                        count,
+                                        "connection lost the same way after every login; \
+                                         not reconnecting until asked to"
+                                    );
+                                    let gave_up = Error::RepeatedFailure {
+                                        ctx: self.ctx(),
+                                        count,
+                                        cause: Box::new(error),
+                                    };
+                                    if let Waited::Shutdown = self.stop_until_asked(gave_up).await {
+                                        break;
+                                    }
+                                    info!("reconnecting as asked");
+                                    streak.reset();
+                                    attempts = 0;
+                                    flaps = 0;
+                                }
+                                same => {
+                                    warn!(%error, same_in_a_row = same, "connection lost");
+                                    self.offline_reason = format!("reconnecting after: {error}");
+                                    self.status.send_modify(|s| s.last_error = Some(error));
+                                    self.set_state(SessionState::Reconnecting { attempts: 0 });
+                                    attempts = 0;
+                                    let lived = logged_in_at.elapsed();
+                                    flaps = if lived < self.config.reconnect.max_delay {
+                                        flaps + 1
+                                    } else {
+                                        0
+                                    };
+                                    let step = flaps.max(1);
+                                    wait = Some(self.config.reconnect.delay(step, self.time2wait));
+                                }
+                            }
                         }
                     }
                 }
@@ -203,26 +259,19 @@ impl Driver {
                             ctx: self.ctx(),
                             cause: Box::new(e),
                         };
-                        self.offline_reason = gave_up.to_string();
-                        self.fail_parked();
-                        self.status.send_modify(|s| s.last_error = Some(gave_up));
-                        self.set_state(SessionState::Failed);
-                        match self
-                            .while_disconnected(std::future::pending::<()>(), true)
-                            .await
-                        {
-                            Waited::Shutdown => break,
-                            Waited::Done(()) | Waited::Hurried => {
-                                info!("retrying the login as asked");
-                                attempts = 0;
-                            }
+                        if let Waited::Shutdown = self.stop_until_asked(gave_up).await {
+                            break;
                         }
+                        info!("retrying the login as asked");
+                        streak.reset();
+                        attempts = 0;
                     }
                     Err(e) => {
                         debug!(error = %e, attempts, "login failed");
                         self.offline_reason = format!("cannot log in: {e}");
                         self.status.send_modify(|s| s.last_error = Some(e));
-                        wait = Some(self.config.reconnect.delay(attempts + 1, self.time2wait));
+                        let step = flaps.max(1) + attempts;
+                        wait = Some(self.config.reconnect.delay(step, self.time2wait));
                     }
                 }
             }
@@ -230,6 +279,23 @@ impl Driver {
         }
         .instrument(span)
         .await
+    }
+
+    /// Stops the automatic logins: fails the parked commands with `why`,
+    /// reports it, and waits for `reconnect_now` (`Hurried`) or the end of
+    /// the session (`Shutdown`).
+    async fn stop_until_asked(&mut self, why: Error) -> Waited<()> {
+        self.offline_reason = why.to_string();
+        self.fail_parked();
+        self.status.send_modify(|s| s.last_error = Some(why));
+        self.set_state(SessionState::Failed);
+        match self
+            .while_disconnected(std::future::pending::<()>(), true)
+            .await
+        {
+            Waited::Shutdown => Waited::Shutdown,
+            Waited::Done(()) | Waited::Hurried => Waited::Hurried,
+        }
     }
 
     /// Whether a failed login ends the automatic retries. Credentials or an

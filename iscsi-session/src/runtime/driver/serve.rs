@@ -22,7 +22,12 @@ pub(crate) enum ServeEnd {
     /// We logged out (or were closing): the session ends, with this result.
     LoggedOut(Result<(), Error>),
     /// The connection failed or the target logged us out: reconnect.
-    Lost(Error),
+    Lost {
+        /// Why.
+        error: Error,
+        /// Commands it left unfinished (parked for replay or handed back).
+        unfinished: usize,
+    },
 }
 
 impl Driver {
@@ -45,7 +50,7 @@ impl Driver {
             }
             while let Some(event) = conn.poll_event() {
                 if let Some(end) = self.on_event(event, conn) {
-                    if matches!(end, ServeEnd::Lost(_)) {
+                    if matches!(end, ServeEnd::Lost { .. }) {
                         // Unsent bytes must not reach the target later: a
                         // command handed back now may be re-issued elsewhere.
                         io.abort();
@@ -238,6 +243,7 @@ impl Driver {
             && self.config.recovery == Recovery::Replay
             && !self.config.timeouts.replacement.is_zero();
         let parked_at = tokio::time::Instant::now();
+        let unfinished_count = unfinished.len();
         for u in unfinished {
             if replay {
                 if u.token.caller_waits() {
@@ -271,6 +277,9 @@ impl Driver {
                 Some(e) => Err(e),
             });
         }
-        ServeEnd::Lost(error.unwrap_or(Error::ConnectionLost { ctx, reason }))
+        ServeEnd::Lost {
+            error: error.unwrap_or(Error::ConnectionLost { ctx, reason }),
+            unfinished: unfinished_count,
+        }
     }
 }
