@@ -17,6 +17,7 @@ use iscsi_proto::pdu::{
     NopIn, Pdu, R2t, Reject, RejectReason, Residual, ScsiResponse, ServiceResponse,
     TaskMgmtResponse, TextResponse, TmfFunction, TmfResponse, Ttt,
 };
+use libfuzzer_sys::arbitrary::Unstructured;
 use riscsi_fuzz::session::{self, Harness, Setup, Step};
 use riscsi_fuzz::{login, target::text};
 
@@ -716,6 +717,20 @@ fn connection_info_seeds() {
         .collect();
     riscsi_fuzz::connection_info::run(&seed);
     write_seed("connection_info", "structured_any", &seed);
+
+    // Structured mode building `{"target_lun": 1.1631898716904038e-28}`:
+    // target_portal and target_iqn absent (choice 0), target_lun a number
+    // (choice 4) that is a float (3) from these 8 bits; every later key is
+    // absent once the bytes run out, and the document is the bare object.
+    // Its text read 1 ULP off before serde_json's float_roundtrip.
+    let lun = 1.163_189_871_690_403_8e-28_f64;
+    let mut seed = vec![1u8, 0, 0, 4, 3];
+    seed.extend(lun.to_bits().to_le_bytes());
+    let doc =
+        riscsi_fuzz::connection_info::document(&mut Unstructured::new(&seed[1..])).expect("builds");
+    assert_eq!(doc, serde_json::json!({ "target_lun": lun }), "{doc}");
+    riscsi_fuzz::connection_info::run(&seed);
+    write_seed("connection_info", "regression_float_lun", &seed);
 }
 
 fn main() {
