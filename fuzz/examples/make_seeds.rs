@@ -704,6 +704,12 @@ fn connection_info_seeds() {
             "bad_lun_and_password_type",
             r#"{"target_portal":"10.0.0.1:3260","target_iqn":"iqn.x","target_lun":16384.0,"auth_method":"chap","auth_username":"u","auth_password":12345}"#,
         ),
+        (
+            // A password key inside qos_specs is an ordinary string, shown
+            // in the Debug as given; the harness took it for a password.
+            "regression_password_key_in_qos_specs",
+            "{\"target_portal\":\"10.0.0.1:3260\",\"target_iqn\":\"iqn.x\",\"target_lun\":0,\"auth_method\":\"CHAP\",\"auth_username\":\"u\",\"auth_password\":\"\u{1F511}kept\",\"qos_specs\":{\"discovery_auth_password\":\"\u{1F511}shown\"}}",
+        ),
     ];
     for (name, doc) in docs {
         let mut seed = vec![0u8];

@@ -6,9 +6,12 @@
 //!
 //! Passwords are recognisable: a built document's passwords start with
 //! [`MARK`], a character no vocabulary uses. Asserted, beyond "no panic":
-//! - where the mark appears only in passwords, it appears in no error
-//!   message (Display or Debug) and in no Debug of the parsed value; a
-//!   document that is not JSON gets an error quoting none of it;
+//! - a password (the `auth_password` and `discovery_auth_password` values
+//!   of the object read, not the same keys nested deeper) that carries the
+//!   mark and that no other string holds appears in no error message
+//!   (Display or Debug) and in no Debug of the parsed value; where the mark
+//!   appears only in passwords, no mark does either (a cut password
+//!   included); a document that is not JSON gets an error quoting none of it;
 //! - text, parsed value and serde all agree: a built document, its JSON
 //!   text (compact or pretty) and serde accept the same documents with the
 //!   same result, error messages included (`parse(text)`,
@@ -25,16 +28,26 @@ pub const MARK: char = '\u{1F511}';
 
 const PASSWORD_KEYS: [&str; 2] = ["auth_password", "discovery_auth_password"];
 
-/// Every string in `v` (keys too) outside password keys.
-fn other_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+/// The object the parser reads its keys from, as `unwrap_envelope` picks
+/// it: `data` in the whole answer, else the document itself.
+fn data_of(doc: &Value) -> &Value {
+    doc.get("data").filter(|d| d.is_object()).unwrap_or(doc)
+}
+
+/// Every string in `v` (keys too) except the values of the password keys
+/// of `data`. Only those are passwords by the contract: the same key names
+/// nested deeper (in `qos_specs`, say, which is kept and shown as given)
+/// or outside `data` hold ordinary strings.
+fn other_strings<'a>(v: &'a Value, data: &Value, out: &mut Vec<&'a str>) {
     match v {
         Value::String(s) => out.push(s),
-        Value::Array(a) => a.iter().for_each(|x| other_strings(x, out)),
+        Value::Array(a) => a.iter().for_each(|x| other_strings(x, data, out)),
         Value::Object(m) => {
+            let is_data = std::ptr::eq(v, data);
             for (k, x) in m {
                 out.push(k);
-                if !PASSWORD_KEYS.contains(&k.as_str()) {
-                    other_strings(x, out);
+                if !(is_data && PASSWORD_KEYS.contains(&k.as_str())) {
+                    other_strings(x, data, out);
                 }
             }
         }
@@ -45,30 +58,63 @@ fn other_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 /// Whether the mark, wherever it appears in `doc`, is only in passwords.
 fn mark_only_in_passwords(doc: &Value) -> bool {
     let mut others = Vec::new();
-    other_strings(doc, &mut others);
+    other_strings(doc, data_of(doc), &mut others);
     !others.iter().any(|s| s.contains(MARK))
+}
+
+/// The marked passwords of `doc` that must never be shown, even where the
+/// mark is elsewhere too: those whose text no other string of the document
+/// holds (where one does, showing that string shows it, rightly).
+fn secrets(doc: &Value) -> Vec<&str> {
+    let data = data_of(doc);
+    let mut others = Vec::new();
+    other_strings(doc, data, &mut others);
+    PASSWORD_KEYS
+        .iter()
+        .filter_map(|k| data.get(*k).and_then(Value::as_str))
+        .filter(|p| p.contains(MARK) && !others.iter().any(|s| s.contains(p)))
+        .collect()
 }
 
 fn no_mark(what: &str, text: &str) {
     assert!(!text.contains(MARK), "a password in {what}: {text}");
 }
 
+/// Neither a secret nor its Debug escaping in `text`.
+fn no_secret(secrets: &[&str], what: &str, text: &str) {
+    for p in secrets {
+        let escaped = format!("{p:?}");
+        let escaped = &escaped[1..escaped.len() - 1];
+        assert!(
+            !text.contains(p) && !text.contains(escaped),
+            "a password in {what}: {text}"
+        );
+    }
+}
+
 /// The checks on one document's outcome.
 fn check(doc: Option<&Value>, result: &Result<ConnectionInfo, ConnectionInfoError>) {
+    // Guarded: no mark may show at all (a cut password included).
     let guarded = doc.is_none_or(mark_only_in_passwords);
+    let secrets = doc.map(secrets).unwrap_or_default();
+    let shown = |what: &str, text: &str| {
+        if guarded {
+            no_mark(what, text);
+        }
+        no_secret(&secrets, what, text);
+    };
     match result {
         Err(e) => {
-            if matches!(e, ConnectionInfoError::NotJson { .. }) || guarded {
+            if matches!(e, ConnectionInfoError::NotJson { .. }) {
                 no_mark("an error", &e.to_string());
-                no_mark("an error's Debug", &format!("{e:?}"));
             }
+            shown("an error", &e.to_string());
+            shown("an error's Debug", &format!("{e:?}"));
             assert!(!e.to_string().contains('\n'), "a two-line error: {e}");
         }
         Ok(info) => {
-            if guarded {
-                no_mark("a ConnectionInfo's Debug", &format!("{info:?}"));
-                no_mark("CHAP's Debug", &format!("{:?}", info.session_chap()));
-            }
+            shown("a ConnectionInfo's Debug", &format!("{info:?}"));
+            shown("CHAP's Debug", &format!("{:?}", info.session_chap()));
             assert!(info.main_path().lun <= MAX_LUN);
             match info.path_plan() {
                 PathPlan::Given { paths, .. } => {
@@ -78,7 +124,7 @@ fn check(doc: Option<&Value>, result: &Result<ConnectionInfo, ConnectionInfoErro
                 PathPlan::Discover(path) => assert_eq!(&path, info.main_path()),
             }
             if let Some(doc) = doc {
-                let data = doc.get("data").filter(|d| d.is_object()).unwrap_or(doc);
+                let data = data_of(doc);
                 for (key, chap) in [
                     ("auth_password", info.auth()),
                     ("discovery_auth_password", info.discovery_auth()),
@@ -295,6 +341,7 @@ pub fn run_structured(bytes: &[u8]) {
             if mark_only_in_passwords(&doc) {
                 no_mark("serde's error", &e.to_string());
             }
+            no_secret(&secrets(&doc), "serde's error", &e.to_string());
         }
         (a, b) => panic!("serde {a:?} but from_value {b:?}"),
     }
