@@ -191,19 +191,19 @@ impl Outcome {
 
 /// Two tgtd portals, a proxy in front of each or a link to each, and
 /// `riscsi attach` over them.
-struct Rig {
-    tgt: Tgt,
+pub(crate) struct Rig {
+    pub(crate) tgt: Tgt,
     /// Empty over real links.
-    proxies: Vec<FaultProxy>,
+    pub(crate) proxies: Vec<FaultProxy>,
     /// tgtd's namespace, over real links.
     netns: Option<Netns>,
     info: Value,
     attach_args: Vec<String>,
-    attach: Option<Attach>,
+    pub(crate) attach: Option<Attach>,
 }
 
 impl Rig {
-    fn start(attach_args: &[&str], over_links: bool) -> Result<Rig> {
+    pub(crate) fn start(attach_args: &[&str], over_links: bool) -> Result<Rig> {
         if over_links {
             return Self::start_over_links(attach_args);
         }
@@ -281,13 +281,13 @@ impl Rig {
         Ok(())
     }
 
-    fn attach(&self) -> Result<&Attach> {
+    pub(crate) fn attach(&self) -> Result<&Attach> {
         self.attach
             .as_ref()
             .ok_or_else(|| FixtureError::InvalidConfig("riscsi attach is not running".into()))
     }
 
-    fn nbd_socket(&self) -> Result<std::path::PathBuf> {
+    pub(crate) fn nbd_socket(&self) -> Result<std::path::PathBuf> {
         Ok(self
             .attach()?
             .nbd_socket()
@@ -360,14 +360,14 @@ impl Rig {
     }
 }
 
-async fn connect(socket: &std::path::Path) -> Result<NbdClient> {
+pub(crate) async fn connect(socket: &std::path::Path) -> Result<NbdClient> {
     NbdClient::unix(socket, "")
         .await
         .map_err(|e| FixtureError::io("cannot connect to the NBD export", e))
 }
 
 /// Runs `f` off the async threads (it waits on processes and sleeps).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
