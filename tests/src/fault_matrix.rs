@@ -38,6 +38,9 @@ const WORKERS: u64 = 8;
 const WARM_UP: Duration = Duration::from_secs(1);
 /// I/O after the fault ends (and after failback), so recovery is exercised.
 const COOL_DOWN: Duration = Duration::from_secs(1);
+/// How late after a path is seen back an error still counts as one
+/// without a path (see `window_end` in [`run`]).
+const PATH_BACK_GRACE: Duration = Duration::from_millis(500);
 /// How long a scenario waits for I/O to come back to the main path.
 const FAILBACK_WAIT: Duration = Duration::from_secs(20);
 
@@ -484,9 +487,12 @@ pub async fn run(fault: Fault) -> Result<Outcome> {
     // No path lives from the fault until a path is usable again (logged in
     // and checked), and a killed attach takes its NBD connection with it:
     // every error after the kill is the dead client's.
+    // `path_back` is when a status poll (every 50 ms) first saw a usable
+    // path; a reply the volume decided before then can reach the client a
+    // little later on a loaded machine, hence the grace.
     let window_end = match path_back {
         _ if fault == Fault::AttachKilled => Duration::MAX,
-        Some(back) => window.end + back,
+        Some(back) => window.end + back + PATH_BACK_GRACE,
         None => Duration::MAX,
     };
     let in_window = |at: Duration| window.no_path && at >= window.start && at <= window_end;
