@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use iscsi_proto::codec::{Digests, EncodedPdu, PduDecoder, PduEncoder};
+use iscsi_proto::codec::{Digests, EncodeError, EncodedPdu, EncodedTail, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
     BHS_LEN, Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Opcode, Pdu,
     TaskMgmtRequest, TextRequest, TmfFunction, Ttt,
@@ -413,22 +413,44 @@ impl<U> Connection<U> {
         while let Some(pdu) = self.outgoing.pop_front() {
             match self.encoder.encode_vectored(&pdu) {
                 Ok(encoded) => {
-                    self.stats.pdus_sent += 1;
-                    self.stats.bytes_sent += encoded.len() as u64;
+                    self.count_sent(encoded.len());
                     return Some(encoded);
                 }
-                Err(e) => {
-                    // We built a PDU the negotiated limits do not allow: a bug on
-                    // our side, but the session must fail cleanly, not panic.
-                    let reason = format!("cannot encode our own {}: {e}", pdu.opcode());
-                    self.fail(Error::Protocol {
-                        ctx: self.ctx.clone(),
-                        reason,
-                    });
-                }
+                Err(e) => self.cannot_encode(&pdu, e),
             }
         }
         None
+    }
+
+    /// [`Connection::poll_transmit`] with the header appended to `dst`, the
+    /// caller's send buffer, instead of a buffer of its own; what follows the
+    /// header on the wire is returned.
+    pub fn poll_transmit_into(&mut self, dst: &mut BytesMut) -> Option<EncodedTail> {
+        while let Some(pdu) = self.outgoing.pop_front() {
+            match self.encoder.encode_header_into(&pdu, dst) {
+                Ok(tail) => {
+                    self.count_sent(tail.len());
+                    return Some(tail);
+                }
+                Err(e) => self.cannot_encode(&pdu, e),
+            }
+        }
+        None
+    }
+
+    fn count_sent(&mut self, wire_len: usize) {
+        self.stats.pdus_sent += 1;
+        self.stats.bytes_sent += wire_len as u64;
+    }
+
+    fn cannot_encode(&mut self, pdu: &Pdu, e: EncodeError) {
+        // We built a PDU the negotiated limits do not allow: a bug on our
+        // side, but the session must fail cleanly, not panic.
+        let reason = format!("cannot encode our own {}: {e}", pdu.opcode());
+        self.fail(Error::Protocol {
+            ctx: self.ctx.clone(),
+            reason,
+        });
     }
 
     /// Whether `poll_transmit` has something.
