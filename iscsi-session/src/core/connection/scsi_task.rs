@@ -89,7 +89,7 @@ impl ScsiTask {
             expected_data_transfer_length: self.command.expected_transfer_len(),
             cmd_sn,
             exp_stat_sn,
-            cdb: self.command.cdb.to_bytes(),
+            cdb: self.command.cdb.clone(),
             bidi_read_length: None,
             data: payload.slice(..immediate_len),
         })]);
