@@ -629,6 +629,50 @@ fn queue_depth_holds_the_fifth_command() {
     assert_eq!(h.conn.outstanding_commands(), 4);
 }
 
+/// A target answering a command that already ended, after its slot in the
+/// task table went to a new command, names the old generation: the answer
+/// is ignored and the new command is neither completed nor disturbed by it.
+#[test]
+fn a_late_answer_never_completes_the_command_that_reused_its_slot() {
+    let mut h = Harness::logged_in(config());
+    let first = h.submit(test_unit_ready(0));
+    h.sent();
+    let resp = h.scsi_response(first);
+    h.send(resp);
+    assert_eq!(h.events().len(), 1);
+    // One command at a time until the first one's slot comes round again.
+    let mut reused = None;
+    for _ in 0..1000 {
+        let itt = h.submit(test_unit_ready(0));
+        h.sent();
+        if itt.0 & 0xffff == first.0 & 0xffff {
+            reused = Some(itt);
+            break;
+        }
+        let resp = h.scsi_response(itt);
+        h.send(resp);
+        h.events();
+    }
+    let reused = reused.expect("the slot is reused");
+    assert_ne!(reused, first);
+
+    let late = h.scsi_response(first);
+    h.send(late);
+    assert!(h.events().is_empty(), "the late answer ends nothing");
+    assert!(h.conn.tasks.get(reused).is_some());
+    assert_eq!(h.conn.outstanding_commands(), 1);
+
+    let resp = h.scsi_response(reused);
+    h.send(resp);
+    match h.events().as_slice() {
+        [Event::CommandComplete { itt, result, .. }] => {
+            assert_eq!(*itt, reused);
+            assert!(result.is_ok());
+        }
+        other => panic!("expected the command to complete, got {other:?}"),
+    }
+}
+
 /// RFC 7143 §7.5 and §11.5: a command past its deadline is aborted with
 /// ABORT TASK naming its ITT and CmdSN; "function complete" ends it as timed
 /// out.
