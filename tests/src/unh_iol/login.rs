@@ -7,7 +7,8 @@ pub const PLAN: Plan = Plan {
     tag: "Login",
     title: "Login Phase Test Suite for iSCSI Initiators",
     source: "version 3.0 (table of contents); the contents we could read stop at #23.1, whose \
-             title is cut after \"Tar\", so later items, if any, are not listed",
+             title is cut after \"Tar\" (we cover every target key it can name), so later \
+             items, if any, are not listed",
     items: &[
         Item::new("1.1", "a plain login reaches full feature phase", "6.3"),
         Item::new(
@@ -139,8 +140,9 @@ pub const PLAN: Plan = Plan {
         Item::new("22.1", "AuthMethod", "12.1"),
         Item::new(
             "23.1",
-            "\"Tar...\" (title cut off in the contents we read)",
-            "13",
+            "a \"Tar...\" key (the title is cut there in the contents we read): the target's \
+             declarations TargetAlias, TargetPortalGroupTag and TargetAddress",
+            "13.6, 13.8, 13.9",
         ),
     ],
 };

@@ -929,6 +929,7 @@ fn a_credentials_check_stops_at_the_verdict_on_our_response() {
 
 /// RFC 7143 §11.13.5 (0101 moved temporarily, 0102 moved permanently) and
 /// §13.8 (TargetAddress with an IPv6 literal and a portal group tag).
+/// UNH-IOL: Login #23.1
 #[test]
 fn redirects_name_the_new_portal_and_their_permanence() {
     for (status, permanent) in [
@@ -1818,5 +1819,45 @@ fn target_chap_responses_of_the_wrong_length_are_refused() {
         );
         let err = failed(x.feed(resp));
         assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    }
+}
+
+/// RFC 7143 §13.6 and §13.9: the target's own declarations in the login,
+/// TargetAlias and TargetPortalGroupTag, are taken without an answer (they
+/// are declarative) and the login goes on; values outside what the keys
+/// allow (an alias over 255 bytes, a tag over 65535) end it. TargetAddress,
+/// the third "Target..." key a target sends, is in the redirect test above.
+/// UNH-IOL: Login #23.1
+#[test]
+fn target_declarations_are_taken_and_checked() {
+    let (mut x, _) = Exchange::start(config());
+    let resp = x.target.says(
+        Stage::Security,
+        Some(Stage::Operational),
+        &[
+            ("AuthMethod", "None"),
+            ("TargetAlias", "disk one"),
+            ("TargetPortalGroupTag", "7"),
+        ],
+    );
+    let offers = sent(x.feed(resp));
+    for key in ["TargetAlias", "TargetPortalGroupTag"] {
+        assert!(value(&offers, key).is_none(), "{key} answered");
+    }
+    let last = x.target.finishes(2, &answers(&offers, &[]));
+    assert_eq!(done(x.feed(last)).tsih, 2);
+
+    for (key, bad) in [
+        ("TargetAlias", "a".repeat(256)),
+        ("TargetPortalGroupTag", "65536".to_owned()),
+    ] {
+        let (mut x, _) = Exchange::start(config());
+        let resp = x.target.says(
+            Stage::Security,
+            Some(Stage::Operational),
+            &[("AuthMethod", "None"), (key, bad.as_str())],
+        );
+        let err = failed(x.feed(resp));
+        assert!(err.is_permanent_login_failure(), "{key}: {err:?}");
     }
 }
