@@ -1,7 +1,7 @@
 //! riscsi's coverage of the UNH-IOL iSCSI initiator test plans.
 //!
-//! The plans' items live in one table per plan ([`ffp`], [`login`],
-//! [`chap`]), each item either testable or not applicable with the reason.
+//! The plans' items live in one table per plan (`ffp`, `login`,
+//! `chap`), each item either testable or not applicable with the reason.
 //! The tests say what they cover themselves, beside their code, with a line
 //! in their doc comment:
 //!
