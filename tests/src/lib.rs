@@ -46,6 +46,7 @@ mod temp;
 mod tgt;
 mod tools;
 pub mod tshark;
+pub mod unh_iol;
 pub mod verifier;
 pub mod volume;
 
