@@ -93,7 +93,10 @@ async fn follow_session(shared: &Shared, member: &Member, status: &SessionStatus
                 (h.health.clone(), h.awaiting_login)
             };
             let new_login = awaiting.is_none_or(|n| status.reconnects > n);
-            if matches!(health, Health::Down) && new_login {
+            // GaveUp too: the watch keeps only the latest state, so a
+            // revived session may be seen going from Failed straight to
+            // LoggedIn.
+            if matches!(health, Health::Down | Health::GaveUp) && new_login {
                 if member.is_main() && status.reconnects > 0 {
                     shared.main_came_back();
                 }
@@ -138,7 +141,7 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
     if matches!(was, Health::Refused | Health::Disabled) {
         return;
     }
-    if matches!(was, Health::Down) {
+    if matches!(was, Health::Down | Health::GaveUp) {
         member.set_health(Health::Checking, None);
         shared.bump();
     }

@@ -84,7 +84,9 @@ pub struct Attach {
     stdout_rest: Option<JoinHandle<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_thread: Option<JoinHandle<()>>,
-    run_dir: TempDir,
+    run_dir: PathBuf,
+    /// The run directory, when this fixture made it (removed on drop).
+    _own_run_dir: Option<TempDir>,
 }
 
 impl Attach {
@@ -96,15 +98,27 @@ impl Attach {
         std::fs::write(&file, info.to_string())
             .map_err(|e| FixtureError::io(format!("cannot write {}", file.display()), e))?;
         let volume = format!("@{}", file.display());
-        Self::start_in(run_dir, &volume, args)
+        Self::spawn(run_dir.path().to_owned(), Some(run_dir), &volume, args)
     }
 
     /// `riscsi attach VOLUME ARGS` (VOLUME an iscsi:// URL or @FILE).
     pub fn start_volume(volume: &str, args: &[&str]) -> Result<Attach> {
-        Self::start_in(temp_dir("attach")?, volume, args)
+        let run_dir = temp_dir("attach")?;
+        Self::spawn(run_dir.path().to_owned(), Some(run_dir), volume, args)
     }
 
-    fn start_in(run_dir: TempDir, volume: &str, args: &[&str]) -> Result<Attach> {
+    /// `riscsi attach VOLUME ARGS` with its sockets in `run_dir`, which the
+    /// caller owns (and may share with `riscsi status` runs of its own).
+    pub fn start_in(run_dir: &Path, volume: &str, args: &[&str]) -> Result<Attach> {
+        Self::spawn(run_dir.to_owned(), None, volume, args)
+    }
+
+    fn spawn(
+        run_dir: PathBuf,
+        own_run_dir: Option<TempDir>,
+        volume: &str,
+        args: &[&str],
+    ) -> Result<Attach> {
         let binary = riscsi_binary()?;
         let mut command = Command::new(&binary);
         command
@@ -114,8 +128,8 @@ impl Attach {
             command.env_remove(key);
         }
         command
-            .env("RISCSI_RUN_DIR", run_dir.path())
-            .env("RISCSI_STATE_DIR", run_dir.path().join("state"))
+            .env("RISCSI_RUN_DIR", &run_dir)
+            .env("RISCSI_STATE_DIR", run_dir.join("state"))
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -157,12 +171,13 @@ impl Attach {
             child: Some(child),
             binary,
             uri: String::new(),
-            control: run_dir.path().join(format!("attach-{pid}.control")),
+            control: run_dir.join(format!("attach-{pid}.control")),
             nbd_socket: None,
             stdout_rest: Some(stdout_rest),
             stderr,
             stderr_thread,
             run_dir,
+            _own_run_dir: own_run_dir,
         };
         let line = match line_rx.recv_timeout(START_TIMEOUT) {
             Ok(line) if line.ends_with('\n') => line,
@@ -202,7 +217,7 @@ impl Attach {
 
     /// Its run directory (`RISCSI_RUN_DIR`).
     pub fn run_dir(&self) -> &Path {
-        self.run_dir.path()
+        &self.run_dir
     }
 
     /// Its process id.
@@ -259,7 +274,7 @@ impl Attach {
         command = command
             .arg("--control")
             .arg(self.control.display().to_string());
-        command.env("RISCSI_RUN_DIR", self.run_dir.path().display().to_string())
+        command.env("RISCSI_RUN_DIR", self.run_dir.display().to_string())
     }
 
     /// Sends `signal` to the process (e.g. a second SIGINT while draining).

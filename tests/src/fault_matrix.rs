@@ -143,16 +143,16 @@ impl Outcome {
 }
 
 /// Two tgtd portals, a proxy in front of each, and `riscsi attach` over them.
-struct Rig {
-    tgt: Tgt,
-    proxies: Vec<FaultProxy>,
+pub(crate) struct Rig {
+    pub(crate) tgt: Tgt,
+    pub(crate) proxies: Vec<FaultProxy>,
     info: Value,
     attach_args: Vec<String>,
-    attach: Option<Attach>,
+    pub(crate) attach: Option<Attach>,
 }
 
 impl Rig {
-    fn start(attach_args: &[&str]) -> Result<Rig> {
+    pub(crate) fn start(attach_args: &[&str]) -> Result<Rig> {
         let tgt = Tgt::builder()
             .portal("127.0.0.1")
             .portal("127.0.0.2")
@@ -203,13 +203,13 @@ impl Rig {
         Ok(())
     }
 
-    fn attach(&self) -> Result<&Attach> {
+    pub(crate) fn attach(&self) -> Result<&Attach> {
         self.attach
             .as_ref()
             .ok_or_else(|| FixtureError::InvalidConfig("riscsi attach is not running".into()))
     }
 
-    fn nbd_socket(&self) -> Result<std::path::PathBuf> {
+    pub(crate) fn nbd_socket(&self) -> Result<std::path::PathBuf> {
         Ok(self
             .attach()?
             .nbd_socket()
@@ -282,14 +282,14 @@ impl Rig {
     }
 }
 
-async fn connect(socket: &std::path::Path) -> Result<NbdClient> {
+pub(crate) async fn connect(socket: &std::path::Path) -> Result<NbdClient> {
     NbdClient::unix(socket, "")
         .await
         .map_err(|e| FixtureError::io("cannot connect to the NBD export", e))
 }
 
 /// Runs `f` off the async threads (it waits on processes and sleeps).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 

@@ -38,6 +38,7 @@ mod pdeathsig;
 mod proc_net;
 mod proxy;
 pub mod scripted;
+pub mod soak;
 mod spawn;
 mod temp;
 mod tgt;

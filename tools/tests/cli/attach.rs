@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use riscsi_tests::prelude::*;
 use serde_json::Value;
 
-use crate::support::{Attach, riscsi};
+use crate::support::riscsi;
+use riscsi_tests::Attach;
 
 /// `riscsi status --json` with the sockets of `run_dir`.
 fn status(run_dir: &std::path::Path) -> Value {
@@ -72,7 +73,8 @@ fn operators_fail_and_reinstate_paths_while_io_flows() {
     )
     .unwrap();
     let want = tgt.first_lun().read_backing(0, 16 << 20).unwrap();
-    let (attach, uri) = Attach::start(&[format!("@{}", ci.display())], dir.path());
+    let attach = Attach::start_in(dir.path(), &format!("@{}", ci.display()), &[]).unwrap();
+    let uri = attach.uri().to_owned();
     assert!(uri.starts_with("nbd+unix:///?socket="), "{uri}");
     let s = wait_status(dir.path(), "both paths usable", |s| {
         path_state(s, 0) == "active" && path_state(s, 1) == "standby"
@@ -136,7 +138,7 @@ fn operators_fail_and_reinstate_paths_while_io_flows() {
         "{line}"
     );
 
-    attach.stop();
+    attach.stop().unwrap();
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -172,14 +174,13 @@ fn manual_failback_waits_for_the_operator() {
     )
     .unwrap();
     let want = tgt.first_lun().read_backing(0, 16 << 20).unwrap();
-    let (attach, uri) = Attach::start(
-        &[
-            format!("@{}", ci.display()),
-            "--failback".into(),
-            "manual".into(),
-        ],
+    let attach = Attach::start_in(
         dir.path(),
-    );
+        &format!("@{}", ci.display()),
+        &["--failback", "manual"],
+    )
+    .unwrap();
+    let uri = attach.uri().to_owned();
     let run_dir = dir.path().display().to_string();
     let s = wait_status(dir.path(), "both paths usable", |s| {
         path_state(s, 0) == "active" && path_state(s, 1) == "standby"
@@ -215,5 +216,5 @@ fn manual_failback_waits_for_the_operator() {
         path_state(s, 0) == "active" && path_state(s, 1) == "standby"
     });
     nbd_read(&uri, &want);
-    attach.stop();
+    attach.stop().unwrap();
 }

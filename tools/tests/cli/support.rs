@@ -7,7 +7,7 @@
 //! short message.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -372,67 +372,5 @@ pub fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
             actual.len(),
             expected.len()
         );
-    }
-}
-
-/// A running `riscsi attach` (its ready line read), killed on drop.
-pub struct Attach {
-    child: Child,
-}
-
-impl Attach {
-    /// Starts `riscsi attach ARGS` with its sockets in `run_dir`; returns it
-    /// and its ready line (the URI, or the device).
-    pub fn start(args: &[String], run_dir: &Path) -> (Attach, String) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_riscsi"));
-        command
-            .args([
-                "--initiator-name",
-                "iqn.2026-11.io.riscsi.test:attach",
-                "attach",
-            ])
-            .args(args)
-            .env("RISCSI_RUN_DIR", run_dir)
-            .env("RISCSI_STATE_DIR", run_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = spawn_tied(command).expect("start riscsi attach");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("riscsi attach printed its ready line");
-        (Attach { child }, line.trim().to_owned())
-    }
-
-    /// SIGINT, and the exit status must be 0.
-    pub fn stop(mut self) {
-        let sent = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "riscsi attach exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "riscsi attach did not stop");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Attach {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
