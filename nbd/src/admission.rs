@@ -216,7 +216,10 @@ mod tests {
         let (mut t2, mut e2, _) = yes(&a);
         let (_t3, _e3, evicted) = yes(&a);
         assert!(evicted && e2.try_recv().is_ok());
-        assert!(!t2.negotiated(), "evicted before it finished: it must close");
+        assert!(
+            !t2.negotiated(),
+            "evicted before it finished: it must close"
+        );
         drop(t2);
         assert_eq!((a.clients(), a.negotiating()), (2, 1));
     }

@@ -53,7 +53,10 @@ pub enum ListenError {
 
 /// A unix socket client that is neither our user nor root.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("refusing a unix socket client of uid {uid} (pid {pid:?}): only uid {ours} and root are served")]
+#[error(
+    "refusing a unix socket client of uid {uid}{}: only uid {ours} (ours) and root are served",
+    .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+)]
 pub struct PeerRefused {
     /// The client's user.
     pub uid: u32,
@@ -299,12 +302,7 @@ where
         }
     }
 
-    fn admit(
-        &self,
-        incoming: Incoming,
-        connections: &mut JoinSet<()>,
-        throttles: &mut Throttles,
-    ) {
+    fn admit(&self, incoming: Incoming, connections: &mut JoinSet<()>, throttles: &mut Throttles) {
         let (stream, peer) = match incoming {
             Incoming::Client { stream, peer } => (stream, peer),
             Incoming::Refused(e) => {
@@ -459,7 +457,10 @@ impl Throttle {
     /// Whether to log now; if so, how many were not logged since the last.
     fn due(&mut self) -> Option<u64> {
         let now = Instant::now();
-        if self.last.is_some_and(|last| now.duration_since(last) < WARN_EVERY) {
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < WARN_EVERY)
+        {
             self.skipped += 1;
             return None;
         }
@@ -516,6 +517,32 @@ mod tests {
         assert_eq!(percent_encode(b"my vol?x=1#2%"), "my%20vol%3Fx%3D1%232%25");
         assert_eq!(percent_encode("é".as_bytes()), "%C3%A9");
         assert_eq!(percent_encode(b"\xff"), "%FF");
+    }
+
+    #[tokio::test]
+    async fn our_own_user_passes_the_peer_check() {
+        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+        let (uid, pid) = check_unix_peer(&a).unwrap();
+        assert_eq!(uid, nix::unistd::geteuid().as_raw());
+        assert_eq!(pid, Some(std::process::id() as i32));
+    }
+
+    #[test]
+    fn a_refused_peer_is_named() {
+        let e = PeerRefused {
+            uid: 65534,
+            pid: Some(42),
+            ours: 0,
+        };
+        assert_eq!(
+            e.to_string(),
+            "refusing a unix socket client of uid 65534 (pid 42): only uid 0 (ours) and root are served"
+        );
+        let e = PeerRefused { pid: None, ..e };
+        assert!(
+            e.to_string()
+                .starts_with("refusing a unix socket client of uid 65534: ")
+        );
     }
 
     #[test]

