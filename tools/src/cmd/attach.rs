@@ -91,6 +91,16 @@ pub async fn run(ctx: &Context, args: AttachArgs) -> Result<()> {
         (None, None) => Some(run_dir.join(format!("attach-{pid}.nbd"))),
         (None, Some(_)) => None,
     };
+    // Checked again by the listener; here it fails before any login.
+    if let Some(addr) = args.nbd_listen
+        && !addr.ip().is_loopback()
+        && !args.nbd_allow_remote
+    {
+        return Err(CliError::usage(format!(
+            "refusing to serve NBD on {addr}: not a loopback address, and NBD has no \
+             authentication (--nbd-allow-remote allows it)"
+        )));
+    }
     if args.control.is_none() || (args.nbd_unix.is_none() && args.nbd_listen.is_none()) {
         control::make_run_dir(&run_dir)?;
     }
