@@ -130,7 +130,6 @@ async fn serve(
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let uri = listener.uri(&args.export);
     let config = ExportConfig {
-        name: args.export.clone(),
         description: volume.name.clone(),
         read_only: volume.read_only,
         trim: volume.discard,
