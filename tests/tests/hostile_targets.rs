@@ -240,6 +240,7 @@ fn announce_data_segment(header: &mut BytesMut, len: u32) {
 /// received, so the session neither waits for nor buffers the 16 MiB it
 /// announces (a session that did would hang here until the command
 /// timeout). The command comes back as lost and the session logs in again.
+/// UNH-IOL: Login #14.1
 #[tokio::test]
 async fn data_segment_beyond_max_recv_data_segment_length() {
     let target = ScriptedTarget::bind().await;
@@ -406,6 +407,7 @@ async fn responses_for_unknown_itts_are_ignored() {
 /// moves ExpStatSN back. Either way the statuses are delivered and the
 /// session goes on (the RFC's recovery threshold is ours to choose up to
 /// 2^31 - 1, and serial arithmetic never sees more).
+/// UNH-IOL: FFP #5.1
 #[tokio::test]
 async fn stat_sn_gaps_and_repeats() {
     let target = ScriptedTarget::bind().await;
@@ -804,6 +806,7 @@ async fn chap_offer_of(conn: &mut ScriptedConnection, methods: &str) -> LoginReq
 /// characters of hex in one login PDU) gets the right response (here
 /// SHA-256 over identifier, secret and challenge, recomputed by hand), and
 /// the session logs in and works.
+/// UNH-IOL: CHAP #3.1
 #[tokio::test]
 async fn chap_challenge_of_1024_bytes_works() {
     let target = ScriptedTarget::bind().await;
@@ -853,6 +856,7 @@ async fn chap_challenge_of_1024_bytes_works() {
 /// whose 96 KiB of text pass the 64 KiB login text limit, which must end
 /// the login as soon as the limit is passed rather than after the whole
 /// text is buffered.
+/// UNH-IOL: CHAP #3.3
 #[tokio::test]
 async fn chap_challenges_over_1024_bytes_are_refused() {
     const PIECE: usize = 8192;
@@ -902,6 +906,7 @@ async fn chap_challenges_over_1024_bytes_are_refused() {
 /// downgrade the offer ruled out. The login fails at once as a failed
 /// authentication naming the answer, which also stops the retries (not a
 /// refused list, so no MD5 fallback either): one login, never a loop.
+/// UNH-IOL: CHAP #1.2.1
 #[tokio::test]
 async fn chap_algorithm_we_did_not_offer_is_refused() {
     let cases = [

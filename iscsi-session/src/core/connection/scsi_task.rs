@@ -318,6 +318,7 @@ mod tests {
             .collect()
     }
 
+    /// UNH-IOL: FFP #8.3, FFP #16.2.4
     #[test]
     fn immediate_then_unsolicited_up_to_first_burst() {
         let mut t = write_task(6000);
@@ -335,6 +336,7 @@ mod tests {
         );
     }
 
+    /// UNH-IOL: FFP #16.2.1, FFP #16.3.1
     #[test]
     fn initial_r2t_yes_sends_only_immediate() {
         let mut t = write_task(6000);
