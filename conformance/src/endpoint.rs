@@ -107,6 +107,12 @@ pub struct SuiteConfig {
     pub quiet_period: Duration,
     /// How long one test may run in all.
     pub test_timeout: Duration,
+    /// Patterns (as for selection) of tests to report as skipped without
+    /// running them: a test known to bring a target down would end the run.
+    pub excluded: Vec<String>,
+    /// How many tests run at once (tests marked exclusive always run alone,
+    /// after the others). 1 runs everything in catalogue order.
+    pub jobs: usize,
 }
 
 impl SuiteConfig {
@@ -120,6 +126,8 @@ impl SuiteConfig {
             pdu_timeout: Duration::from_secs(5),
             quiet_period: Duration::from_millis(300),
             test_timeout: Duration::from_secs(30),
+            excluded: Vec::new(),
+            jobs: 1,
         }
     }
 }

@@ -92,10 +92,15 @@ impl Expectations {
             if content.is_empty() || content.starts_with('#') {
                 continue;
             }
-            let mut words = content.splitn(3, char::is_whitespace);
-            let id = words.next().unwrap_or_default().to_owned();
-            let verdict_word = words.next().unwrap_or_default().trim();
-            let explanation = words.next().unwrap_or_default().trim().to_owned();
+            // Columns are aligned with any run of blanks.
+            let (id, rest) = content
+                .split_once(char::is_whitespace)
+                .unwrap_or((content, ""));
+            let rest = rest.trim_start();
+            let (verdict_word, explanation) =
+                rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let id = id.to_owned();
+            let explanation = explanation.trim().to_owned();
             let verdict = Verdict::parse(verdict_word).ok_or_else(|| ParseError {
                 line,
                 reason: format!("{verdict_word:?} is not pass, fail, skip or error"),
@@ -191,7 +196,8 @@ mod tests {
 
     #[test]
     fn parse_and_compare() {
-        let file = "# comment\n\nlogin.a fail   known: numbers SHA-1 as 7\nscsi.b skip no UNMAP\n";
+        let file =
+            "# comment\n\nlogin.a    fail   known: numbers SHA-1 as 7\nscsi.b skip no UNMAP\n";
         let e = Expectations::parse(file).unwrap();
         assert_eq!(e.entries().len(), 2);
         assert_eq!(e.get("login.a").unwrap().line, 3);

@@ -28,6 +28,9 @@ pub struct TestCase {
     pub destructive: bool,
     /// It needs the second URL (the multipath family).
     pub needs_second_path: bool,
+    /// It resets the LU or changes reservations, which would disturb any
+    /// test running beside it: run alone, after the others.
+    pub exclusive: bool,
     body: Body,
 }
 
@@ -38,6 +41,7 @@ impl fmt::Debug for TestCase {
             .field("section", &self.section)
             .field("destructive", &self.destructive)
             .field("needs_second_path", &self.needs_second_path)
+            .field("exclusive", &self.exclusive)
             .finish()
     }
 }
@@ -60,6 +64,7 @@ impl TestCase {
             summary: summary.into(),
             destructive: false,
             needs_second_path: false,
+            exclusive: false,
             body: Arc::new(move |ctx| Box::pin(body(ctx))),
         }
     }
@@ -67,6 +72,12 @@ impl TestCase {
     /// Marks it destructive.
     pub fn destructive(mut self) -> TestCase {
         self.destructive = true;
+        self
+    }
+
+    /// Marks it as to be run alone (see [`TestCase::exclusive`]).
+    pub fn alone(mut self) -> TestCase {
+        self.exclusive = true;
         self
     }
 

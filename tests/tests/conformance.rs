@@ -56,10 +56,20 @@ fn junit_results(xml: &str) -> HashMap<String, (String, String)> {
     out
 }
 
-fn run_suite(url: &str, url2: &str, expected: &Path, dir: &Path) {
+/// How one target is run.
+struct Plan<'a> {
+    /// Tests known to crash this target: reported as skipped (and listed so
+    /// in its expected file) rather than ending the run.
+    excluded: &'a [&'a str],
+    /// `-t` selections; empty for the whole suite.
+    selected: &'a [&'a str],
+    jobs: &'a str,
+}
+
+fn run_suite(url: &str, url2: &str, expected: &Path, dir: &Path, plan: &Plan) {
     let junit = dir.join("conformance.xml");
     let binary = riscsi_binary().unwrap();
-    let command = ToolCommand::at(&binary, "riscsi")
+    let mut command = ToolCommand::at(&binary, "riscsi")
         .args([
             "conformance",
             url,
@@ -74,7 +84,14 @@ fn run_suite(url: &str, url2: &str, expected: &Path, dir: &Path) {
         .arg(junit.to_string_lossy().to_string())
         .arg("--expected")
         .arg(expected.to_string_lossy().to_string())
-        .args(["--initiator-name", INITIATOR]);
+        .args(["--initiator-name", INITIATOR])
+        .args(["--jobs", plan.jobs]);
+    for id in plan.excluded {
+        command = command.args(["-x", id]);
+    }
+    for pattern in plan.selected {
+        command = command.args(["-t", pattern]);
+    }
     let output = command.run(RUN_TIMEOUT).unwrap();
     assert!(
         output.status.success(),
@@ -83,10 +100,11 @@ fn run_suite(url: &str, url2: &str, expected: &Path, dir: &Path) {
         output.stdout,
         output.stderr
     );
-    let listing = ToolCommand::at(&binary, "riscsi")
-        .args(["conformance", "--list"])
-        .run_ok(RUN_TIMEOUT)
-        .unwrap();
+    let mut list = ToolCommand::at(&binary, "riscsi").args(["conformance", "--list"]);
+    for pattern in plan.selected {
+        list = list.args(["-t", pattern]);
+    }
+    let listing = list.run_ok(RUN_TIMEOUT).unwrap();
     let all: Vec<&str> = listing
         .stdout
         .lines()
@@ -133,7 +151,19 @@ fn tgtd_matches_its_expected_results() {
     let lun = tgt.first_lun().number;
     let url = tgt.libiscsi_url(tgt.portals()[0], lun);
     let url2 = tgt.libiscsi_url(tgt.portals()[1], lun);
-    run_suite(&url, &url2, &expected_file("tgtd.expected"), tgt.dir());
+    let plan = Plan {
+        // tgtd 1.0.85 exits on MODE SENSE with ALLOCATION LENGTH 0.
+        excluded: &["scsi.alloc.mode_sense6_0", "scsi.alloc.mode_sense10_0"],
+        selected: &[],
+        jobs: "4",
+    };
+    run_suite(
+        &url,
+        &url2,
+        &expected_file("tgtd.expected"),
+        tgt.dir(),
+        &plan,
+    );
 }
 
 #[test]
@@ -149,5 +179,26 @@ fn istgt_matches_its_expected_results() {
     let lun = istgt.first_lun().number;
     let url = istgt.libiscsi_url(istgt.portals()[0], lun);
     let url2 = istgt.libiscsi_url(istgt.portals()[1], lun);
-    run_suite(&url, &url2, &expected_file("istgt.expected"), istgt.dir());
+    // istgt 0.4 accepts one connection at a time and spends a second in
+    // every normal-session login (measured here), so the whole suite takes
+    // about eight minutes: CI runs these groups, the rest is for a manual run.
+    let plan = Plan {
+        excluded: &[],
+        selected: &[
+            "login.basic",
+            "login.discovery",
+            "ff.nop",
+            "ff.cmdsn",
+            "ff.logout",
+            "multipath.identity",
+        ],
+        jobs: "1",
+    };
+    run_suite(
+        &url,
+        &url2,
+        &expected_file("istgt.expected"),
+        istgt.dir(),
+        &plan,
+    );
 }

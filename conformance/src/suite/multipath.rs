@@ -20,7 +20,7 @@ use crate::registry::TestCase;
 use crate::suite::scsi::reservations::{clean, keys, open_as, pr_out};
 
 /// Where the multipath writes go.
-const LBA: u64 = 512;
+const LBA: u64 = 1024;
 
 /// The multipath tests.
 pub fn tests() -> Vec<TestCase> {
@@ -34,13 +34,13 @@ pub fn tests() -> Vec<TestCase> {
         TestCase::new("multipath.data.write_a_read_b", "SAM-5 §4.6", "a write through the first portal reads back through the second", |c| write_read(c, false)).second_path().destructive(),
         TestCase::new("multipath.data.write_b_read_a", "SAM-5 §4.6", "a write through the second portal reads back through the first", |c| write_read(c, true)).second_path().destructive(),
         TestCase::new("multipath.data.interleaved", "SAM-5 §4.6", "writes alternating between the portals to neighbouring blocks all land", interleaved).second_path().destructive(),
-        TestCase::new("multipath.pr.registration_visible", "SPC-4 §5.13.7", "a key registered through one portal is listed through the other", pr_visible).second_path().destructive(),
-        TestCase::new("multipath.pr.reservation_honoured", "SPC-4 §5.13.1", "Write Exclusive taken through one portal: an unregistered initiator's write through the other gets RESERVATION CONFLICT", pr_honoured).second_path().destructive(),
-        TestCase::new("multipath.pr.holder_on_other_port", "SPC-4 §5.13.1", "the same initiator's other I_T nexus is not the holder of a Write Exclusive reservation: its write conflicts unless registered", pr_other_nexus).second_path().destructive(),
+        TestCase::new("multipath.pr.registration_visible", "SPC-4 §5.13.7", "a key registered through one portal is listed through the other", pr_visible).second_path().destructive().alone(),
+        TestCase::new("multipath.pr.reservation_honoured", "SPC-4 §5.13.1", "Write Exclusive taken through one portal: an unregistered initiator's write through the other gets RESERVATION CONFLICT", pr_honoured).second_path().destructive().alone(),
+        TestCase::new("multipath.pr.holder_on_other_port", "SPC-4 §5.13.1", "the same initiator's other I_T nexus is not the holder of a Write Exclusive reservation: its write conflicts unless registered", pr_other_nexus).second_path().destructive().alone(),
         TestCase::new("multipath.fault.drop_mid_write", "RFC 7143 §7.1, SAM-5 §4.6", "a connection dropped mid-write on one portal: the other portal's session keeps working and its data land", drop_mid_write).second_path().destructive(),
         TestCase::new("multipath.fault.reinstatement_isolated", "RFC 7143 §6.3.5", "session reinstatement on one portal leaves the other portal's session alone", reinstatement_isolated).second_path(),
         TestCase::new("multipath.fault.logout_isolated", "RFC 7143 §11.14", "logging out on one portal leaves the other portal's session alone", logout_isolated).second_path(),
-        TestCase::new("multipath.fault.lu_reset_seen_on_other", "SAM-5 §6.2", "LOGICAL UNIT RESET through one portal: the other portal's nexus gets UNIT ATTENTION 29h/xxh", lu_reset_other).second_path().destructive(),
+        TestCase::new("multipath.fault.lu_reset_seen_on_other", "SAM-5 §6.2", "LOGICAL UNIT RESET through one portal: the other portal's nexus gets UNIT ATTENTION 29h/xxh", lu_reset_other).second_path().destructive().alone(),
     ]
 }
 

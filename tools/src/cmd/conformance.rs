@@ -28,6 +28,10 @@ pub struct ConformanceArgs {
     /// (login, login.chap) or a glob (*.md5); repeatable.
     #[arg(short = 't', long = "test", value_name = "FAMILY.GROUP.TEST")]
     pub tests: Vec<String>,
+    /// Report the tests this selects as skipped without running them (a
+    /// test known to crash the target would end the run); repeatable.
+    #[arg(short = 'x', long = "exclude", value_name = "FAMILY.GROUP.TEST")]
+    pub exclude: Vec<String>,
     /// List the selected tests with the section each checks, and run nothing.
     #[arg(long)]
     pub list: bool,
@@ -42,6 +46,10 @@ pub struct ConformanceArgs {
     /// each: the run fails only where it differs from them.
     #[arg(long, value_name = "FILE")]
     pub expected: Option<PathBuf>,
+    /// How many tests run at once; tests that reset the LU or change
+    /// reservations still run alone, after the others.
+    #[arg(short = 'j', long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Seconds one PDU may take before the probe gives up.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub pdu_timeout: f64,
@@ -121,6 +129,8 @@ pub async fn run(ctx: &Context, args: ConformanceArgs) -> Result<()> {
         config.secondary = Some(endpoint(u2, &args)?);
     }
     config.dataloss = args.dataloss;
+    config.excluded = args.exclude.clone();
+    config.jobs = usize::from(args.jobs);
     config.pdu_timeout = seconds("pdu-timeout", args.pdu_timeout)?;
     config.quiet_period = seconds("quiet", args.quiet)?;
     config.test_timeout = (config.pdu_timeout * 6).max(Duration::from_secs(10));
@@ -155,10 +165,8 @@ pub async fn run(ctx: &Context, args: ConformanceArgs) -> Result<()> {
             ("dataloss".into(), config.dataloss.to_string()),
         ],
     };
-    let records = runner::run(config, &tests, |r| {
-        println!("{}", printable(&report::table::line(r)))
-    })
-    .await;
+    // Each line already escapes what came from the target.
+    let records = runner::run(config, &tests, |r| println!("{}", report::table::line(r))).await;
     println!();
     print!("{}", report::table::summary(&records));
     if let Some(path) = &args.junit {

@@ -155,7 +155,15 @@ async fn duplicate_ignored(ctx: Arc<Ctx>) -> TestResult {
     let mut dup = tur(&ctx, &probe);
     dup.cmd_sn = Some(used.cmd_sn);
     let _ignored = probe.submit(dup).await?;
-    let heard = probe.quiet(ctx.quiet()).await?;
+    let heard = match probe.quiet(ctx.quiet()).await {
+        Ok(h) => h,
+        Err(e) if e.is_closed() => {
+            return fail(
+                "the target closed the connection over a duplicate CmdSN instead of ignoring it",
+            );
+        }
+        Err(e) => return Err(e),
+    };
     let after = probe.execute(tur(&ctx, &probe)).await;
     ctx.close(probe).await;
     if let Some(pdu) = heard {

@@ -6,7 +6,7 @@ use iscsi_proto::pdu::{LogoutReason, LogoutResponseCode};
 
 use crate::context::Ctx;
 use crate::ensure;
-use crate::outcome::{TestResult, pass};
+use crate::outcome::{TestResult, fail, pass};
 use crate::registry::TestCase;
 
 /// The logout tests.
@@ -86,7 +86,15 @@ async fn unknown_cid(ctx: Arc<Ctx>) -> TestResult {
     let req = probe.logout_request(LogoutReason::CloseConnection, other, true);
     let resp = probe.logout(req).await;
     ctx.close(probe).await;
-    let resp = resp?;
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) if e.is_closed() => {
+            return fail(format!(
+                "the target dropped the connection instead of answering the logout of CID {other}"
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     ensure!(
         resp.response == LogoutResponseCode::CidNotFound,
         "a logout of CID {other} (not in the session) answered {:?}",

@@ -19,12 +19,15 @@ const FIRST_BURST: u32 = 8192;
 const MAX_BURST: u32 = 16384;
 /// The write.
 const WRITE: u32 = 65536;
-/// Where the writes go (the multipath family uses further blocks).
-const LBA: u64 = 256;
+/// Where the writes go, 128 blocks per combination so that they can run
+/// side by side (the multipath family uses blocks from 1024 on).
+const LBA: u64 = 512;
 
 #[derive(Clone, Copy)]
 struct Combo {
     name: &'static str,
+    /// Which of the four: where its blocks are.
+    index: u64,
     initial_r2t: bool,
     immediate_data: bool,
 }
@@ -32,21 +35,25 @@ struct Combo {
 const COMBOS: [Combo; 4] = [
     Combo {
         name: "r2t_yes_imm_no",
+        index: 0,
         initial_r2t: true,
         immediate_data: false,
     },
     Combo {
         name: "r2t_yes_imm_yes",
+        index: 1,
         initial_r2t: true,
         immediate_data: true,
     },
     Combo {
         name: "r2t_no_imm_no",
+        index: 2,
         initial_r2t: false,
         immediate_data: false,
     },
     Combo {
         name: "r2t_no_imm_yes",
+        index: 3,
         initial_r2t: false,
         immediate_data: true,
     },
@@ -150,7 +157,8 @@ async fn write(ctx: &Ctx, combo: Combo) -> Result<Result<Written, String>, Probe
     ctx.settle(&mut probe).await?;
     let (blocks, block_size) = ctx.capacity(&mut probe).await?;
     let count = (WRITE / block_size.max(1)).max(1);
-    if blocks < LBA + u64::from(count) {
+    let lba = LBA + 128 * combo.index;
+    if blocks < lba + u64::from(count) {
         return Err(ProbeError::Precondition {
             portal: ep.portal_label(),
             what: "a 64 KiB write".into(),
@@ -163,14 +171,14 @@ async fn write(ctx: &Ctx, combo: Combo) -> Result<Result<Written, String>, Probe
     let out = probe
         .execute(ScsiRequest::write(
             lun,
-            Cdb::write16(LBA, count, false).to_bytes(),
+            Cdb::write16(lba, count, false).to_bytes(),
             data.clone(),
         ))
         .await?;
     let back = probe
         .execute(ScsiRequest::read(
             lun,
-            Cdb::read16(LBA, count, false).to_bytes(),
+            Cdb::read16(lba, count, false).to_bytes(),
             len,
         ))
         .await?;

@@ -69,28 +69,32 @@ pub fn tests() -> Vec<TestCase> {
             "CLEAR TASK SET: Function complete, or Function not supported",
             clear_task_set,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "ff.tmf.lu_reset",
             "RFC 7143 §11.5.1, SAM-5 §7.7",
             "LOGICAL UNIT RESET: Function complete",
             lu_reset,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "ff.tmf.lu_reset_unit_attention",
             "SAM-5 §6.2, SPC-4 §5.14",
             "after LOGICAL UNIT RESET another I_T nexus gets a UNIT ATTENTION (29h/xxh)",
             lu_reset_ua,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "ff.tmf.target_warm_reset",
             "RFC 7143 §11.5.1",
             "TARGET WARM RESET: Function complete (or not supported / not authorized)",
             target_warm_reset,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
     ]
 }
 

@@ -569,10 +569,11 @@ async fn bad_lun_report_luns(ctx: Arc<Ctx>) -> TestResult {
 async fn verify_bytchk(ctx: Arc<Ctx>, sixteen: bool, differ: bool) -> TestResult {
     let mut lu = lu(&ctx).await?;
     let bs = lu.block_size;
+    // A block no other test writes: tests may run side by side.
     let read = lu
         .read(
             &ctx,
-            &[0x88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0],
+            &[0x88, 0, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 1, 0, 0],
             bs,
         )
         .await?;
@@ -585,9 +586,9 @@ async fn verify_bytchk(ctx: Arc<Ctx>, sixteen: bool, differ: bool) -> TestResult
         data[0] ^= 0xff;
     }
     let cdb: Vec<u8> = if sixteen {
-        vec![0x8f, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
+        vec![0x8f, 0x02, 0, 0, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 1, 0, 0]
     } else {
-        vec![0x2f, 0x02, 0, 0, 0, 0, 0, 0, 1, 0]
+        vec![0x2f, 0x02, 0, 0, 0x08, 0, 0, 0, 1, 0]
     };
     let out = lu.write(&ctx, &cdb, Bytes::from(data)).await?;
     lu.close(&ctx).await;

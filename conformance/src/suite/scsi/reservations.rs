@@ -63,91 +63,104 @@ pub fn tests() -> Vec<TestCase> {
             "REGISTER: GOOD, READ KEYS lists the key and PRGENERATION grows",
             register,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.reserve_shows_holder",
             "SPC-4 §6.15.3",
             "after RESERVE, READ RESERVATION shows the holder's key and type",
             reserve_shows,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.write_exclusive_blocks_writes",
             "SPC-4 §5.13.1",
             "Write Exclusive held by A: a WRITE from unregistered B gets RESERVATION CONFLICT",
             we_blocks_writes,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.write_exclusive_allows_reads",
             "SPC-4 §5.13.1",
             "Write Exclusive held by A: a READ from unregistered B is GOOD",
             we_allows_reads,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.exclusive_access_blocks_reads",
             "SPC-4 §5.13.1",
             "Exclusive Access held by A: a READ from unregistered B gets RESERVATION CONFLICT",
             ea_blocks_reads,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.holder_writes",
             "SPC-4 §5.13.1",
             "the holder of Write Exclusive writes GOOD",
             holder_writes,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.release_frees",
             "SPC-4 §5.13.11",
             "after RELEASE, B writes GOOD",
             release_frees,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.wrong_key_conflict",
             "SPC-4 §5.13.5",
             "RESERVE with a key other than the registered one: RESERVATION CONFLICT",
             wrong_key,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.unregistered_reserve_conflict",
             "SPC-4 §5.13.5",
             "RESERVE from a nexus that is not registered: RESERVATION CONFLICT",
             unregistered_reserve,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.clear",
             "SPC-4 §5.13.10",
             "CLEAR removes every registration and the reservation",
             clear,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.pr.preempt",
             "SPC-4 §5.13.12",
             "B PREEMPTs A: the reservation moves to B and A's key is gone",
             preempt,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.reserve6.conflict",
             "SPC-2 §7.21",
             "RESERVE (6) by A: a READ from B gets RESERVATION CONFLICT",
             reserve6_conflict,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
         TestCase::new(
             "scsi.reserve6.release_frees",
             "SPC-2 §7.20",
             "RELEASE (6) by A: B reads GOOD again",
             reserve6_release,
         )
-        .destructive(),
+        .destructive()
+        .alone(),
     ]
 }
 
@@ -261,10 +274,12 @@ async fn pair(ctx: &Ctx) -> Result<Option<Pair>, ProbeError> {
 }
 
 impl Pair {
+    /// Closes both sessions. What they registered stays until the next
+    /// test's clean start: one login fewer per test (istgt takes a second
+    /// for each).
     async fn finish(self, ctx: &Ctx) {
         ctx.close(self.a).await;
         ctx.close(self.b).await;
-        clean(ctx, &ctx.primary().clone()).await;
     }
 }
 
@@ -515,8 +530,9 @@ async fn clear(ctx: Arc<Ctx>) -> TestResult {
     }
     let regb = pr_out(&ctx, &mut p.b, REGISTER, 0, 0, KEY_B).await?;
     let cl = pr_out(&ctx, &mut p.a, CLEAR, 0, KEY_A, 0).await?;
-    let list = keys(&ctx, &mut p.b).await?;
-    let resv = pr_in(&ctx, &mut p.b, 1).await?;
+    // Asked through A: B now holds a UNIT ATTENTION (RESERVATIONS PREEMPTED).
+    let list = keys(&ctx, &mut p.a).await?;
+    let resv = pr_in(&ctx, &mut p.a, 1).await?;
     p.finish(&ctx).await;
     ensure!(regb.is_good(), "B's REGISTER: {}", regb.describe());
     ensure!(cl.is_good(), "CLEAR: {}", cl.describe());
