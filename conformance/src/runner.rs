@@ -112,14 +112,12 @@ async fn collect(
     each: &mut impl FnMut(&Record),
     record: &impl Fn(&TestCase, Outcome, Duration, bool) -> Record,
 ) {
-    if let Some(joined) = running.join_next().await {
-        // run_one catches panics and timeouts itself: a join error here
-        // would mean the runtime is going away.
-        if let Ok((i, outcome, duration)) = joined {
-            let r = record(&tests[i], outcome, duration, false);
-            each(&r);
-            slots[i] = Some(r);
-        }
+    // run_one catches panics and timeouts itself: a join error here would
+    // mean the runtime is going away.
+    if let Some(Ok((i, outcome, duration))) = running.join_next().await {
+        let r = record(&tests[i], outcome, duration, false);
+        each(&r);
+        slots[i] = Some(r);
     }
 }
 

@@ -182,14 +182,17 @@ fn istgt_matches_its_expected_results() {
     // istgt 0.4 accepts one connection at a time and spends a second in
     // every normal-session login (measured here), so the whole suite takes
     // about eight minutes: CI runs these groups, the rest is for a manual run.
+    // Not ff.logout: istgt sometimes drops the connection instead of
+    // answering a Logout Request (3 of 18 logouts in three runs here), so
+    // those results vary from run to run.
     let plan = Plan {
-        excluded: &[],
+        // The same race on a discovery session's logout.
+        excluded: &["login.discovery.logout"],
         selected: &[
             "login.basic",
             "login.discovery",
             "ff.nop",
             "ff.cmdsn",
-            "ff.logout",
             "multipath.identity",
         ],
         jobs: "1",
