@@ -10,7 +10,7 @@ use iscsi_proto::pdu::{
     DataIn, DataOut, Itt, Lun, Pdu, R2t, Residual, ScsiCommand, ScsiResponse, ServiceResponse,
     TaskAttribute, Ttt,
 };
-use iscsi_proto::scsi::{Sense, SenseKey, asc_ascq_description};
+use iscsi_proto::scsi::{Cdb, Sense, SenseKey, asc_ascq_description};
 
 use crate::error::ProbeError;
 use crate::probe::connection::Probe;
@@ -213,6 +213,12 @@ impl Probe {
     /// Sends a command with its immediate and unsolicited data, without
     /// waiting.
     pub async fn submit(&mut self, req: ScsiRequest) -> Result<Pending, ProbeError> {
+        // Before any sequence number is taken, so a refused CDB leaves none used.
+        let cdb = Cdb::new(req.cdb.clone()).map_err(|e| ProbeError::Precondition {
+            portal: self.portal().to_owned(),
+            what: "building the CDB".into(),
+            reason: e.to_string(),
+        })?;
         let n = self.negotiated.clone();
         let write = req.write.clone().unwrap_or_default();
         let edtl = req.edtl();
@@ -246,7 +252,7 @@ impl Probe {
             expected_data_transfer_length: edtl,
             cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
-            cdb: req.cdb.clone(),
+            cdb,
             bidi_read_length: None,
             data: write.slice(..immediate_len),
         };
