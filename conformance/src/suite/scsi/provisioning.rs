@@ -239,7 +239,7 @@ async fn unmap_offered(
     Ok(match provisioning(ctx, lu).await? {
         Err(why) => Err(fail(why)),
         Ok(p) if !p.lbpme => Err(skip(NOT_THIN)),
-        Ok(p) if !p.vpd.as_ref().is_some_and(|v| v[5] & 0x80 != 0) => Err(skip(
+        Ok(p) if p.vpd.as_ref().is_none_or(|v| v[5] & 0x80 == 0) => Err(skip(
             "the LU is thin provisioned but does not offer UNMAP (LBPU=0 or no VPD page B2h)",
         )),
         Ok(p) => Ok(p),
