@@ -246,6 +246,44 @@ pub enum EncodeError {
     Pdu(#[from] PduError),
 }
 
+/// What follows a header [`PduEncoder::encode_header_into`] wrote into the
+/// caller's buffer: the data segment, padding and data digest.
+pub struct EncodedTail {
+    /// Bytes the header took in the buffer.
+    pub header_len: usize,
+    /// The data segment as given.
+    pub data: Bytes,
+    trailer: [u8; 8],
+    trailer_len: u8,
+}
+
+impl std::fmt::Debug for EncodedTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedTail")
+            .field("header_len", &self.header_len)
+            .field("data_len", &self.data.len())
+            .field("trailer_len", &self.trailer_len)
+            .finish()
+    }
+}
+
+impl EncodedTail {
+    /// Padding and data digest that follow the data segment.
+    pub fn trailer(&self) -> &[u8] {
+        &self.trailer[..usize::from(self.trailer_len)]
+    }
+
+    /// Total bytes on the wire, header included.
+    pub fn len(&self) -> usize {
+        self.header_len + self.data.len() + usize::from(self.trailer_len)
+    }
+
+    /// Never true for a real PDU, whose BHS alone is 48 bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// A PDU ready for a vectored write: the payload is the caller's `Bytes`,
 /// never copied. `Debug` shows lengths only (login text carries CHAP values).
 #[derive(Clone)]
@@ -341,6 +379,24 @@ impl PduEncoder {
 
     /// Encodes header and trailer; the data segment stays the caller's `Bytes`.
     pub fn encode_vectored(&self, pdu: &Pdu) -> Result<EncodedPdu, EncodeError> {
+        let mut header = BytesMut::with_capacity(BHS_LEN + DIGEST_LEN);
+        let tail = self.encode_header_into(pdu, &mut header)?;
+        Ok(EncodedPdu {
+            header: header.freeze(),
+            data: tail.data,
+            trailer: tail.trailer,
+            trailer_len: tail.trailer_len,
+        })
+    }
+
+    /// Appends the header (BHS, AHS, header digest) to `dst`, a send buffer,
+    /// and returns what follows it on the wire: no buffer of its own for the
+    /// header, and no copy of it. On error `dst` is left as it was.
+    pub fn encode_header_into(
+        &self,
+        pdu: &Pdu,
+        dst: &mut BytesMut,
+    ) -> Result<EncodedTail, EncodeError> {
         let data = pdu.data().clone();
         if data.len() > self.max_data_segment_len as usize {
             return Err(EncodeError::DataSegmentTooLong {
@@ -350,11 +406,14 @@ impl PduEncoder {
                 limit: self.max_data_segment_len,
             });
         }
-        let mut header = BytesMut::with_capacity(BHS_LEN + DIGEST_LEN);
-        pdu.encode_header(&mut header)?;
+        let start = dst.len();
+        if let Err(e) = pdu.encode_header(dst) {
+            dst.truncate(start);
+            return Err(e.into());
+        }
         if self.digests.header {
-            let crc = digest::crc32c(&header);
-            header.put_slice(&digest::to_wire(crc));
+            let crc = digest::crc32c(&dst[start..]);
+            dst.put_slice(&digest::to_wire(crc));
         }
         let mut trailer = [0u8; 8];
         let pad = bhs::padded_len(data.len()) - data.len();
@@ -364,8 +423,8 @@ impl PduEncoder {
             trailer[pad..pad + DIGEST_LEN].copy_from_slice(&digest::to_wire(crc));
             trailer_len += DIGEST_LEN;
         }
-        Ok(EncodedPdu {
-            header: header.freeze(),
+        Ok(EncodedTail {
+            header_len: dst.len() - start,
             data,
             trailer,
             trailer_len: trailer_len as u8,
@@ -479,6 +538,35 @@ mod tests {
             err,
             EncodeError::DataSegmentTooLong { length: 8193, .. }
         ));
+    }
+
+    #[test]
+    fn a_header_encoded_into_a_send_buffer_matches_the_vectored_encoding() {
+        let digests = Digests {
+            header: true,
+            data: true,
+        };
+        let enc = PduEncoder::new(digests, 1 << 20);
+        let pdu = data_in(101);
+        let whole = enc.encode_vectored(&pdu).unwrap();
+        let mut dst = BytesMut::from(&b"earlier"[..]);
+        let tail = enc.encode_header_into(&pdu, &mut dst).unwrap();
+        assert_eq!(&dst[..7], b"earlier", "appended, not overwritten");
+        assert_eq!(&dst[7..], &whole.header[..]);
+        assert_eq!(tail.header_len, whole.header.len());
+        assert_eq!(tail.data, whole.data);
+        assert_eq!(tail.trailer(), whole.trailer());
+        assert_eq!(tail.len(), whole.len());
+    }
+
+    #[test]
+    fn a_refused_header_leaves_the_send_buffer_as_it_was() {
+        let mut dst = BytesMut::from(&b"earlier"[..]);
+        let err = PduEncoder::default()
+            .encode_header_into(&data_in(8193), &mut dst)
+            .unwrap_err();
+        assert!(matches!(err, EncodeError::DataSegmentTooLong { .. }));
+        assert_eq!(&dst[..], b"earlier");
     }
 
     #[test]

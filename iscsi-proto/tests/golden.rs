@@ -15,6 +15,7 @@ use iscsi_proto::pdu::{
     ServiceResponse, SnackRequest, SnackType, Stage, TaskAttribute, TaskMgmtRequest,
     TaskMgmtResponse, TextRequest, TextResponse, TmfFunction, TmfResponse, Ttt,
 };
+use iscsi_proto::scsi::Cdb;
 
 const NO_DIGESTS: Digests = Digests {
     header: false,
@@ -102,7 +103,7 @@ fn golden_scsi_command_read10() {
         expected_data_transfer_length: 4096,
         cmd_sn: 0x21,
         exp_stat_sn: 0x31,
-        cdb: Bytes::copy_from_slice(&cdb),
+        cdb: Cdb::from_slice(&cdb).unwrap(),
         bidi_read_length: None,
         data: Bytes::new(),
     });
@@ -150,7 +151,7 @@ fn golden_scsi_command_extended_cdb_and_bidi() {
         expected_data_transfer_length: 512,
         cmd_sn: 0x22,
         exp_stat_sn: 0x32,
-        cdb: Bytes::from(cdb),
+        cdb: Cdb::new(Bytes::from(cdb)).unwrap(),
         bidi_read_length: Some(4096),
         data: Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8]),
     });
@@ -749,7 +750,7 @@ fn golden_header_digest_appendix_b() {
         expected_data_transfer_length: 1024,
         cmd_sn: 0x14,
         exp_stat_sn: 0x18,
-        cdb: Bytes::copy_from_slice(&cdb),
+        cdb: Cdb::from_slice(&cdb).unwrap(),
         bidi_read_length: None,
         data: Bytes::new(),
     });

@@ -3,6 +3,11 @@
 //! futures polled by this task, not spawned, so a request never crosses to
 //! another task or thread on its way to the block device), and writes the
 //! replies that are ready, batched into one vectored write.
+//!
+//! What one connection holds is bounded: [`MAX_IN_FLIGHT`] requests and
+//! [`MAX_HELD_BYTES`] of their data (write payloads until written, read
+//! data until sent). A client that sends reads and never reads the replies
+//! stops being read from once the bound is reached, whatever it sends.
 
 use std::io;
 use std::sync::Arc;
@@ -17,17 +22,25 @@ use tracing::debug;
 
 use crate::export::{Export, MAX_BLOCK};
 use crate::handler::{Answer, Served, check, serve};
-use crate::proto::{CMD_DISC, Errno};
+use crate::proto::{CMD_DISC, CMD_READ, CMD_WRITE, Errno};
 use crate::reply::ReplyQueue;
 use crate::request::{Decoded, Request, RequestDecoder};
 
 /// Requests one connection has in flight at most; past it, reading stops
 /// until some complete, so a client cannot make us hold unbounded work.
-const MAX_IN_FLIGHT: usize = 128;
+pub const MAX_IN_FLIGHT: usize = 128;
+/// Request data one connection holds at most: payloads of writes received
+/// and not yet done, data of reads started and not yet sent. A request that
+/// would pass it waits (and reading stops) until enough is released; with
+/// nothing held, one request of any size up to [`MAX_BLOCK`] goes.
+/// Without it, 128 reads of 32 MiB from a client that never reads its
+/// replies held 4 GiB.
+pub const MAX_HELD_BYTES: u64 = 64 << 20;
 /// Room kept free in the receive buffer before each read.
 const READ_ROOM: usize = 256 * 1024;
 
-/// Serves requests until the client disconnects (NBD_CMD_DISC or EOF) or
+/// Serves requests until the client disconnects (NBD_CMD_DISC or EOF),
+/// breaks the framing (an error, once what it sent before is answered) or
 /// `shutdown` turns true; in-flight requests are always answered first.
 pub async fn transmit<S, B>(
     stream: &mut S,
@@ -44,28 +57,53 @@ where
     let mut in_flight = FuturesUnordered::new();
     let mut replies = ReplyQueue::default();
     let mut closing = *shutdown.borrow();
+    // Bytes of request data held (see MAX_HELD_BYTES), and those of the
+    // replies queued, released once the queue is written.
+    let mut held: u64 = 0;
+    let mut releasing: u64 = 0;
+    // A request decoded while the data held was at the bound.
+    let mut waiting: Option<Request> = None;
+    // Why the client is being dropped, when it broke the framing.
+    let mut broken = None;
     loop {
         // Take what is buffered, while there is room.
         while !closing && in_flight.len() < MAX_IN_FLIGHT {
-            let request = match decoder.decode(&mut buf) {
-                Ok(Some(Decoded::Request(r))) => r,
-                Ok(Some(Decoded::Oversized(r))) => {
-                    let message = format!("{} bytes is more than {MAX_BLOCK}", r.length);
-                    answer(&mut replies, &r, structured, Errno::Inval, &message);
-                    continue;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    debug!(error = %e, "dropping the client");
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                }
+            let request = match waiting.take() {
+                Some(r) => r,
+                None => match decoder.decode(&mut buf) {
+                    Ok(Some(Decoded::Request(r))) => r,
+                    Ok(Some(Decoded::Oversized(r))) => {
+                        let message = format!("{} bytes is more than {MAX_BLOCK}", r.length);
+                        answer(&mut replies, &r, structured, Errno::Inval, &message);
+                        continue;
+                    }
+                    Ok(None) => break,
+                    // The stream is out of step: nothing after this point
+                    // can be read, but what came before is answered first,
+                    // as for NBD_CMD_DISC (dropping the futures would leave
+                    // writes already sent to the LU unanswered).
+                    Err(e) => {
+                        debug!(error = %e, "dropping the client once what it sent before is answered");
+                        broken = Some(e);
+                        closing = true;
+                        break;
+                    }
+                },
             };
             if request.command == CMD_DISC {
                 closing = true;
                 break;
             }
             match check(&export, &request, structured) {
-                Ok(()) => in_flight.push(serve(export.clone(), request)),
+                Ok(()) => {
+                    let cost = held_bytes(&request);
+                    if held > 0 && held + cost > MAX_HELD_BYTES {
+                        waiting = Some(request);
+                        break;
+                    }
+                    held += cost;
+                    in_flight.push(serve(export.clone(), request).map(move |done| (done, cost)));
+                }
                 Err(Answer::Error(errno, message)) => {
                     answer(&mut replies, &request, structured, errno, &message)
                 }
@@ -73,25 +111,31 @@ where
             }
         }
         // Everything already done goes out in one write.
-        while let Some(Some(done)) = in_flight.next().now_or_never() {
+        while let Some(Some((done, cost))) = in_flight.next().now_or_never() {
             encode(&mut replies, done, structured);
+            releasing += cost;
         }
         if !replies.is_empty() {
             replies.flush(stream).await?;
+            held -= std::mem::take(&mut releasing);
             continue;
         }
         if closing && in_flight.is_empty() {
-            return Ok(());
+            return match broken {
+                None => Ok(()),
+                Some(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            };
         }
-        let can_read = !closing && in_flight.len() < MAX_IN_FLIGHT;
+        let can_read = !closing && in_flight.len() < MAX_IN_FLIGHT && waiting.is_none();
         if can_read && buf.capacity() - buf.len() < READ_ROOM / 4 {
             buf.reserve(READ_ROOM);
         }
         tokio::select! {
             // Completions first: replies free room and the client waits on them.
             biased;
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((done, cost)) = in_flight.next(), if !in_flight.is_empty() => {
                 encode(&mut replies, done, structured);
+                releasing += cost;
             }
             read = stream.read_buf(&mut buf), if can_read => match read {
                 Ok(0) => closing = true,
@@ -101,10 +145,22 @@ where
             changed = shutdown.changed(), if !closing => {
                 if changed.is_err() || *shutdown.borrow() {
                     closing = true;
+                    if let Some(r) = waiting.take() {
+                        refuse(&mut replies, &r, structured);
+                    }
                     refuse_buffered(&mut decoder, &mut buf, &mut replies, structured);
                 }
             }
         }
+    }
+}
+
+/// The request data a request makes us hold: a write's payload (received
+/// already), a read's data (to come); WRITE_ZEROES shares one zero buffer.
+fn held_bytes(request: &Request) -> u64 {
+    match request.command {
+        CMD_READ | CMD_WRITE => u64::from(request.length),
+        _ => 0,
     }
 }
 
@@ -117,15 +173,19 @@ fn refuse_buffered(
 ) {
     while let Ok(Some(Decoded::Request(r) | Decoded::Oversized(r))) = decoder.decode(buf) {
         if r.command != CMD_DISC {
-            answer(
-                replies,
-                &r,
-                structured,
-                Errno::Shutdown,
-                "the server is shutting down",
-            );
+            refuse(replies, &r, structured);
         }
     }
+}
+
+fn refuse(replies: &mut ReplyQueue, req: &Request, structured: bool) {
+    answer(
+        replies,
+        req,
+        structured,
+        Errno::Shutdown,
+        "the server is shutting down",
+    );
 }
 
 /// An error reply to `req`.

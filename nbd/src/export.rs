@@ -2,6 +2,7 @@
 //! do with it.
 
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use iscsi_session::BlockDevice;
@@ -18,6 +19,13 @@ const DEFAULT_PREFERRED: u32 = 4096;
 /// The buffer WRITE_ZEROES is emulated with, when the LU has no WRITE SAME.
 const ZERO_CHUNK: usize = 1 << 20;
 
+/// Connections served at once by default.
+pub const DEFAULT_MAX_CLIENTS: usize = 64;
+/// Connections negotiating at once by default.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 16;
+/// The default time a client has to finish its handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How an export is offered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportConfig {
@@ -29,19 +37,29 @@ pub struct ExportConfig {
     pub read_only: bool,
     /// TRIM is offered (connection_info `discard`), when the LU can UNMAP.
     pub trim: bool,
-    /// Clients served at once; more are turned away.
+    /// Connections served at once, negotiating or not; when all of them are
+    /// past their handshake, more are turned away.
     pub max_clients: usize,
+    /// Of those, connections still negotiating at once; past it, the oldest
+    /// negotiation is closed to make room (a real client takes
+    /// milliseconds: an idle or trickling one cannot hold slots).
+    pub max_handshakes: usize,
+    /// How long a client may take to finish the handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl ExportConfig {
-    /// A read-write export named `name`, no trim, 64 clients.
+    /// A read-write export named `name`, no trim, 64 clients of which 16
+    /// negotiating, 30 s to negotiate.
     pub fn new(name: impl Into<String>) -> Self {
         ExportConfig {
             name: name.into(),
             description: String::new(),
             read_only: false,
             trim: false,
-            max_clients: 64,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }

@@ -7,7 +7,8 @@
 //!   STRUCTURED_REPLY; STARTTLS and unknown options refused);
 //! - [`handler`]: one request checked and mapped to SCSI;
 //! - [`connection`]: the transmission phase of one client;
-//! - [`server`]: listeners, clients, shutdown.
+//! - [`server`]: listeners, clients, shutdown; which connections are
+//!   taken (a cap on clients and on handshakes) is `admission`'s.
 //!
 //! The requests of a connection run concurrently inside that connection's
 //! task: on a current-thread runtime a request never changes thread
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admission;
 pub mod connection;
 pub mod export;
 pub mod handler;
@@ -24,5 +26,10 @@ pub mod reply;
 pub mod request;
 pub mod server;
 
-pub use export::{Export, ExportConfig, MAX_BLOCK};
-pub use server::{ListenError, Listener, NbdServer, bind_unix_private};
+pub use export::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_HANDSHAKES, Export, ExportConfig,
+    MAX_BLOCK,
+};
+pub use server::{
+    ListenError, Listener, NbdServer, PeerRefused, bind_unix_private, check_unix_peer,
+};

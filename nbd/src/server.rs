@@ -1,7 +1,7 @@
 //! The server: listeners (a unix socket, mode 0600, by default; TCP on
 //! loopback unless asked otherwise), one task per client, a bound on
-//! clients, and a shutdown that stops accepting and lets in-flight requests
-//! finish.
+//! clients and on handshakes (see `admission`), and a shutdown that stops
+//! accepting and lets in-flight requests finish.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,22 +9,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iscsi_session::BlockDevice;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::admission::{Admission, Admitted, Ticket};
 use crate::connection::transmit;
 use crate::export::{Export, ExportConfig};
 use crate::handshake::{Negotiated, negotiate};
 
-/// How long a client may take to finish the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A flood of refused or evicted connections logs one line per this much
+/// time, with the count of those it did not log.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a listener could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,38 @@ pub enum ListenError {
         "refusing to serve NBD on {0}: not a loopback address, and NBD has no authentication (allow it explicitly)"
     )]
     NotLoopback(SocketAddr),
+}
+
+/// A unix socket client that is neither our user nor root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "refusing a unix socket client of uid {uid}{}: only uid {ours} (ours) and root are served",
+    .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+)]
+pub struct PeerRefused {
+    /// The client's user.
+    pub uid: u32,
+    /// Its process, when the kernel says.
+    pub pid: Option<i32>,
+    /// Ours.
+    pub ours: u32,
+}
+
+/// Checks who is at the other end of an accepted unix socket (SO_PEERCRED):
+/// our own user or root, else [`PeerRefused`]. The socket file is mode 0600
+/// already; this holds even when its mode or its directory's is loosened,
+/// and names the intruder in the log. Returns the peer's uid and pid.
+pub fn check_unix_peer(stream: &tokio::net::UnixStream) -> io::Result<(u32, Option<i32>)> {
+    let cred = stream.peer_cred()?;
+    let ours = nix::unistd::geteuid().as_raw();
+    let (uid, pid) = (cred.uid(), cred.pid());
+    if uid != ours && uid != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            PeerRefused { uid, pid, ours },
+        ));
+    }
+    Ok((uid, pid))
 }
 
 /// A bound listener.
@@ -173,7 +206,7 @@ pub fn bind_unix_private(path: &Path) -> Result<UnixListener, ListenError> {
 pub struct NbdServer<B> {
     export: Arc<Export<B>>,
     shutdown: watch::Sender<bool>,
-    clients: Arc<AtomicUsize>,
+    admission: Arc<Admission>,
 }
 
 impl<B> NbdServer<B>
@@ -182,10 +215,11 @@ where
 {
     /// A server for `device`.
     pub fn new(device: B, config: ExportConfig) -> Self {
+        let admission = Admission::new(config.max_clients, config.max_handshakes);
         NbdServer {
             export: Arc::new(Export::new(device, config)),
             shutdown: watch::Sender::new(false),
-            clients: Arc::new(AtomicUsize::new(0)),
+            admission,
         }
     }
 
@@ -199,9 +233,14 @@ where
         &self.export
     }
 
-    /// Clients connected now.
+    /// Clients connected now (those still negotiating included).
     pub fn clients(&self) -> usize {
-        self.clients.load(Ordering::Relaxed)
+        self.admission.clients()
+    }
+
+    /// Clients still in their handshake now.
+    pub fn negotiating(&self) -> usize {
+        self.admission.negotiating()
     }
 
     /// Accepts clients on `listeners` until [`NbdServer::shutdown`] is
@@ -237,10 +276,11 @@ where
         }
         drop(tx);
         let mut stop = self.shutdown.subscribe();
+        let mut throttles = Throttles::default();
         loop {
             tokio::select! {
                 incoming = rx.recv() => match incoming {
-                    Some(incoming) => self.admit(incoming, &mut connections),
+                    Some(incoming) => self.admit(incoming, &mut connections, &mut throttles),
                     None => break,
                 },
                 _ = stop.wait_for(|s| *s) => break,
@@ -262,28 +302,61 @@ where
         }
     }
 
-    fn admit(&self, incoming: Incoming, connections: &mut JoinSet<()>) {
-        if self.clients() >= self.export.config.max_clients {
-            warn!(peer = %incoming.peer, "too many clients; turning one away");
-            return;
-        }
-        let (export, shutdown, clients) = (
-            self.export.clone(),
-            self.shutdown.subscribe(),
-            self.clients.clone(),
-        );
-        let span = info_span!("nbd client", peer = %incoming.peer);
+    fn admit(&self, incoming: Incoming, connections: &mut JoinSet<()>, throttles: &mut Throttles) {
+        let (stream, peer) = match incoming {
+            Incoming::Client { stream, peer } => (stream, peer),
+            Incoming::Refused(e) => {
+                if let Some(skipped) = throttles.intruders.due() {
+                    warn!(not_logged_since = skipped, "NBD: {e}");
+                }
+                return;
+            }
+        };
+        let (max_clients, max_handshakes) = self.admission.limits();
+        let (ticket, evict) = match self.admission.admit() {
+            Admitted::Full => {
+                // Dropping the stream closes it: the client reads EOF at once
+                // instead of waiting on a connection nobody serves.
+                if let Some(skipped) = throttles.refused.due() {
+                    warn!(
+                        %peer,
+                        max_clients,
+                        not_logged_since = skipped,
+                        "NBD client turned away: {max_clients} clients are connected (the most allowed)"
+                    );
+                }
+                return;
+            }
+            Admitted::Yes {
+                ticket,
+                evict,
+                evicted: was_evicting,
+            } => {
+                if was_evicting && let Some(skipped) = throttles.evicted.due() {
+                    warn!(
+                        %peer,
+                        max_handshakes,
+                        not_logged_since = skipped,
+                        "closed the oldest NBD client still in its handshake to make room \
+                         ({max_handshakes} handshakes at once at most)"
+                    );
+                }
+                (ticket, evict)
+            }
+        };
+        let (export, shutdown) = (self.export.clone(), self.shutdown.subscribe());
+        let span = info_span!("nbd client", %peer);
         connections.spawn(
             async move {
-                clients.fetch_add(1, Ordering::Relaxed);
-                match incoming.stream {
-                    Stream::Unix(mut s) => serve_client(&mut s, export, shutdown).await,
+                match stream {
+                    Stream::Unix(mut s) => {
+                        serve_client(&mut s, export, shutdown, ticket, evict).await
+                    }
                     Stream::Tcp(mut s) => {
                         let _ = s.set_nodelay(true);
-                        serve_client(&mut s, export, shutdown).await
+                        serve_client(&mut s, export, shutdown, ticket, evict).await
                     }
                 }
-                clients.fetch_sub(1, Ordering::Relaxed);
             }
             .instrument(span),
         );
@@ -295,16 +368,14 @@ where
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.clients.fetch_add(1, Ordering::Relaxed);
-        let result = transmit(
+        let _ticket = self.admission.admit_negotiated();
+        transmit(
             stream,
             self.export.clone(),
             false,
             self.shutdown.subscribe(),
         )
-        .await;
-        self.clients.fetch_sub(1, Ordering::Relaxed);
-        result
+        .await
     }
 
     /// Stops accepting; connections answer what is in flight (requests not
@@ -314,18 +385,29 @@ where
     }
 }
 
-async fn serve_client<S, B>(stream: &mut S, export: Arc<Export<B>>, shutdown: watch::Receiver<bool>)
-where
+async fn serve_client<S, B>(
+    stream: &mut S,
+    export: Arc<Export<B>>,
+    shutdown: watch::Receiver<bool>,
+    mut ticket: Ticket,
+    evict: oneshot::Receiver<()>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
     B: BlockDevice,
 {
     // A client still negotiating has nothing in flight: shutdown drops it
-    // at once instead of letting it hold the drain for the handshake timeout.
+    // at once instead of letting it hold the drain for the handshake
+    // timeout, and so does a newer connection that needs its slot.
     let mut stop = shutdown.clone();
+    let timeout = export.config.handshake_timeout;
     let negotiated = tokio::select! {
-        n = tokio::time::timeout(HANDSHAKE_TIMEOUT, negotiate(stream, &export)) => n,
+        n = tokio::time::timeout(timeout, negotiate(stream, &export)) => n,
         _ = stop.wait_for(|s| *s) => {
             debug!("shutting down: dropping a client in its handshake");
+            return;
+        }
+        _ = evict => {
+            debug!("dropping a client in its handshake to make room for a newer one");
             return;
         }
     };
@@ -337,14 +419,53 @@ where
             return;
         }
         Err(_) => {
-            debug!("handshake timed out");
+            debug!(?timeout, "handshake timed out");
             return;
         }
     };
+    if !ticket.negotiated() {
+        debug!("evicted as its handshake ended");
+        return;
+    }
     info!(structured, "client connected");
     match transmit(stream, export, structured, shutdown).await {
         Ok(()) => info!("client disconnected"),
         Err(e) => info!(error = %e, "client dropped"),
+    }
+}
+
+/// One [`Throttle`] per kind of flood.
+#[derive(Debug, Default)]
+struct Throttles {
+    /// Turned away: every slot taken.
+    refused: Throttle,
+    /// Oldest handshakes closed to make room.
+    evicted: Throttle,
+    /// Unix socket clients of another user.
+    intruders: Throttle,
+}
+
+/// Rate limit for a warning that a flood would repeat: due at once, then
+/// once per [`WARN_EVERY`].
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    skipped: u64,
+}
+
+impl Throttle {
+    /// Whether to log now; if so, how many were not logged since the last.
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < WARN_EVERY)
+        {
+            self.skipped += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.skipped))
     }
 }
 
@@ -353,23 +474,32 @@ enum Stream {
     Tcp(tokio::net::TcpStream),
 }
 
-struct Incoming {
-    stream: Stream,
-    peer: String,
+enum Incoming {
+    Client {
+        stream: Stream,
+        peer: String,
+    },
+    /// A unix socket client of another user, closed already.
+    Refused(io::Error),
 }
 
 async fn accept(listener: &Listener) -> io::Result<Incoming> {
     match listener {
         Listener::Unix { listener, .. } => {
             let (s, _) = listener.accept().await?;
-            Ok(Incoming {
+            let peer = match check_unix_peer(&s) {
+                Ok((uid, Some(pid))) => format!("unix uid {uid} pid {pid}"),
+                Ok((uid, None)) => format!("unix uid {uid}"),
+                Err(e) => return Ok(Incoming::Refused(e)),
+            };
+            Ok(Incoming::Client {
                 stream: Stream::Unix(s),
-                peer: "unix".into(),
+                peer,
             })
         }
         Listener::Tcp(l) => {
             let (s, peer) = l.accept().await?;
-            Ok(Incoming {
+            Ok(Incoming::Client {
                 stream: Stream::Tcp(s),
                 peer: peer.to_string(),
             })
@@ -387,6 +517,44 @@ mod tests {
         assert_eq!(percent_encode(b"my vol?x=1#2%"), "my%20vol%3Fx%3D1%232%25");
         assert_eq!(percent_encode("é".as_bytes()), "%C3%A9");
         assert_eq!(percent_encode(b"\xff"), "%FF");
+    }
+
+    #[tokio::test]
+    async fn our_own_user_passes_the_peer_check() {
+        let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+        let (uid, pid) = check_unix_peer(&a).unwrap();
+        assert_eq!(uid, nix::unistd::geteuid().as_raw());
+        assert_eq!(pid, Some(std::process::id() as i32));
+    }
+
+    #[test]
+    fn a_refused_peer_is_named() {
+        let e = PeerRefused {
+            uid: 65534,
+            pid: Some(42),
+            ours: 0,
+        };
+        assert_eq!(
+            e.to_string(),
+            "refusing a unix socket client of uid 65534 (pid 42): only uid 0 (ours) and root are served"
+        );
+        let e = PeerRefused { pid: None, ..e };
+        assert!(
+            e.to_string()
+                .starts_with("refusing a unix socket client of uid 65534: ")
+        );
+    }
+
+    #[test]
+    fn a_flood_logs_once_per_period_with_the_count_skipped() {
+        let mut t = Throttle::default();
+        assert_eq!(t.due(), Some(0), "the first is logged");
+        for _ in 0..999 {
+            assert_eq!(t.due(), None);
+        }
+        t.last = Some(Instant::now() - WARN_EVERY);
+        assert_eq!(t.due(), Some(999), "then one line says how many were not");
+        assert_eq!(t.due(), None);
     }
 
     #[tokio::test]

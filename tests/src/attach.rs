@@ -23,6 +23,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::command::{ToolCommand, wait_until};
+use crate::connection_info::write_private;
 use crate::error::{FixtureError, Result};
 use crate::spawn::spawn_tied;
 use crate::temp::temp_dir;
@@ -93,24 +94,34 @@ impl Attach {
     /// `riscsi attach @FILE` of the connection_info `info` (written to the
     /// run directory), then `args` (`--export NAME`, `--nbd-listen ..`).
     pub fn start(info: &Value, args: &[&str]) -> Result<Attach> {
+        Self::start_env(info, args, &[])
+    }
+
+    /// [`Attach::start`] with `env` set for the process (`RUST_LOG`, a
+    /// secret variable).
+    pub fn start_env(info: &Value, args: &[&str], env: &[(&str, &str)]) -> Result<Attach> {
         let run_dir = temp_dir("attach")?;
         let file = run_dir.path().join("connection_info.json");
-        std::fs::write(&file, info.to_string())
-            .map_err(|e| FixtureError::io(format!("cannot write {}", file.display()), e))?;
+        write_private(&file, info.to_string().as_bytes())?;
         let volume = format!("@{}", file.display());
-        Self::spawn(run_dir.path().to_owned(), Some(run_dir), &volume, args)
+        Self::spawn(run_dir.path().to_owned(), Some(run_dir), &volume, args, env)
     }
 
     /// `riscsi attach VOLUME ARGS` (VOLUME an iscsi:// URL or @FILE).
     pub fn start_volume(volume: &str, args: &[&str]) -> Result<Attach> {
+        Self::start_volume_env(volume, args, &[])
+    }
+
+    /// [`Attach::start_volume`] with `env` set for the process.
+    pub fn start_volume_env(volume: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Attach> {
         let run_dir = temp_dir("attach")?;
-        Self::spawn(run_dir.path().to_owned(), Some(run_dir), volume, args)
+        Self::spawn(run_dir.path().to_owned(), Some(run_dir), volume, args, env)
     }
 
     /// `riscsi attach VOLUME ARGS` with its sockets in `run_dir`, which the
     /// caller owns (and may share with `riscsi status` runs of its own).
     pub fn start_in(run_dir: &Path, volume: &str, args: &[&str]) -> Result<Attach> {
-        Self::spawn(run_dir.to_owned(), None, volume, args)
+        Self::spawn(run_dir.to_owned(), None, volume, args, &[])
     }
 
     fn spawn(
@@ -118,6 +129,7 @@ impl Attach {
         own_run_dir: Option<TempDir>,
         volume: &str,
         args: &[&str],
+        env: &[(&str, &str)],
     ) -> Result<Attach> {
         let binary = riscsi_binary()?;
         let mut command = Command::new(&binary);
@@ -127,6 +139,7 @@ impl Attach {
         for key in SCRUBBED_ENV {
             command.env_remove(key);
         }
+        command.envs(env.iter().copied());
         command
             .env("RISCSI_RUN_DIR", &run_dir)
             .env("RISCSI_STATE_DIR", run_dir.join("state"))

@@ -13,6 +13,7 @@ use crate::chap::{Chap, ChapConfig};
 use crate::error::{FixtureError, Result};
 use crate::lun::LunSpec;
 use crate::net::unique_loopback_v4;
+use crate::netns::Netns;
 
 /// Size of the LUN a target gets when none is specified.
 pub const DEFAULT_LUN_SIZE: u64 = 16 << 20;
@@ -94,6 +95,8 @@ pub(crate) struct ResolvedSpec {
     pub startup_timeout: Duration,
     /// istgt's `UseDigest` value; `None` keeps the daemon's default setting.
     pub use_digest: Option<String>,
+    /// The network namespace the daemon runs in (tgtd's `netns`).
+    pub netns: Option<Netns>,
 }
 
 impl ResolvedSpec {
@@ -128,6 +131,8 @@ pub struct FixtureBuilder<F> {
     startup_timeout: Duration,
     /// Set by a daemon's own builder method (istgt's `use_digest`).
     pub(crate) use_digest: Option<String>,
+    /// Set by tgtd's `netns`.
+    pub(crate) netns: Option<Netns>,
     fixture: PhantomData<fn() -> F>,
 }
 
@@ -151,6 +156,7 @@ impl<F> Default for FixtureBuilder<F> {
             problems: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             use_digest: None,
+            netns: None,
             fixture: PhantomData,
         }
     }
@@ -280,6 +286,7 @@ impl<F> FixtureBuilder<F> {
             chap: self.chap,
             startup_timeout: self.startup_timeout,
             use_digest: self.use_digest,
+            netns: self.netns,
         })
     }
 }

@@ -134,11 +134,19 @@ impl ConnectionInfo {
         ] {
             let text = serde_json::to_string_pretty(&self.to_json(form))
                 .map_err(|e| FixtureError::io("cannot render connection_info", e.into()))?;
-            fs::write(path, text)
-                .map_err(|e| FixtureError::io(format!("cannot write {}", path.display()), e))?;
+            write_private(path, text.as_bytes())?;
         }
         Ok(files)
     }
+}
+
+/// Writes `bytes` to `path`, mode 0600: the tool warns about passwords in a
+/// file other users can read.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, bytes)
+        .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(0o600)))
+        .map_err(|e| FixtureError::io(format!("cannot write {}", path.display()), e))
 }
 
 #[cfg(test)]

@@ -97,6 +97,16 @@ pub enum FixtureError {
         console: String,
     },
 
+    /// A network namespace or one of its links could not be set up or driven
+    /// (not root, a netfilter queue that would not bind...).
+    #[error("network namespace {name}: {problem}")]
+    Netns {
+        /// The namespace's name.
+        name: String,
+        /// What failed, and why.
+        problem: String,
+    },
+
     /// An I/O operation of the fixture itself failed.
     #[error("{context}: {source}")]
     Io {

@@ -1,6 +1,11 @@
-//! The fault matrix: `riscsi attach` over two paths to tgtd (each portal
-//! behind a fault proxy), the stamped-block verifier writing and reading
-//! through the NBD export, and one fault injected per scenario. Each
+//! The fault matrix: `riscsi attach` over two paths to tgtd, the
+//! stamped-block verifier writing and reading through the NBD export, and
+//! one fault injected per scenario. The paths are either each portal behind
+//! a fault proxy (faults of the connection, injected at the TCP or PDU
+//! level) or, for the `Link*` faults, real links: tgtd in a network
+//! namespace of its own, one veth pair per portal, cut or impaired in the
+//! kernel ([`Netns`]), so the initiator's TCP stack sees what a cable pull
+//! or a bad link does to it. Each
 //! scenario reports what an operator of a storage appliance fears: writes
 //! acknowledged and lost, errors the NBD client saw while a path lived, the
 //! longest stall, and how long I/O took to come back to the main path.
@@ -18,7 +23,8 @@ use crate::error::{FixtureError, Result};
 use crate::export::Fixture;
 use crate::lun::LunSpec;
 use crate::nbd_async::NbdClient;
-use crate::proxy::FaultProxy;
+use crate::netns::{Impairment, Netns};
+use crate::proxy::{FaultProxy, ProxyControl};
 use crate::tgt::Tgt;
 use crate::verifier::{self, BLOCK};
 
@@ -32,6 +38,9 @@ const WORKERS: u64 = 8;
 const WARM_UP: Duration = Duration::from_secs(1);
 /// I/O after the fault ends (and after failback), so recovery is exercised.
 const COOL_DOWN: Duration = Duration::from_secs(1);
+/// How late after a path is seen back an error still counts as one
+/// without a path (see `window_end` in [`run`]).
+const PATH_BACK_GRACE: Duration = Duration::from_millis(500);
 /// How long a scenario waits for I/O to come back to the main path.
 const FAILBACK_WAIT: Duration = Duration::from_secs(20);
 
@@ -64,11 +73,26 @@ pub enum Fault {
     AllDownLong,
     /// `riscsi attach` killed with SIGKILL mid-write and restarted.
     AttachKilled,
+    /// The main path's link cut for 5 s (no carrier: no RST, no FIN,
+    /// connects time out or find no route), then restored.
+    LinkDown,
+    /// 500 ms added to every packet the host sends on the main link, 5 s.
+    LinkDelay,
+    /// 20% of the packets the host sends on the main link dropped, 10 s.
+    LinkLoss,
+    /// The main link cut and restored every second for 30 s: each cut is
+    /// shorter than the keepalive needs to declare the path dead.
+    LinkFlapping,
+    /// The main link cut for 3 s and restored for 1 s, 8 times: the path
+    /// dies in every cut, and logs in again into a link about to go.
+    LinkFlappingSlow,
+    /// Every link cut for 10 s, within no_path_retry (30 s).
+    AllLinksDown,
 }
 
 impl Fault {
     /// Every fault, in table order.
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 18] = [
         Fault::MainReset,
         Fault::MainBlackHole,
         Fault::MainLatency,
@@ -81,6 +105,12 @@ impl Fault {
         Fault::AllDownShort,
         Fault::AllDownLong,
         Fault::AttachKilled,
+        Fault::LinkDown,
+        Fault::LinkDelay,
+        Fault::LinkLoss,
+        Fault::LinkFlapping,
+        Fault::LinkFlappingSlow,
+        Fault::AllLinksDown,
     ];
 
     /// The table's name for it.
@@ -98,7 +128,27 @@ impl Fault {
             Fault::AllDownShort => "all paths down 10 s (no_path_retry 30 s)",
             Fault::AllDownLong => "all paths down 10 s (no_path_retry 4 s)",
             Fault::AttachKilled => "riscsi attach SIGKILL mid-write, restarted",
+            Fault::LinkDown => "main link down 5 s (veth, no carrier)",
+            Fault::LinkDelay => "main link +500 ms delay, 5 s",
+            Fault::LinkLoss => "main link 20% packet loss, 10 s",
+            Fault::LinkFlapping => "main link down/up every second, 30 s",
+            Fault::LinkFlappingSlow => "main link down 3 s / up 1 s, 32 s",
+            Fault::AllLinksDown => "all links down 10 s (no_path_retry 30 s)",
         }
+    }
+
+    /// Whether it runs over real links (tgtd in a namespace) rather than
+    /// fault proxies.
+    pub fn over_links(self) -> bool {
+        matches!(
+            self,
+            Fault::LinkDown
+                | Fault::LinkDelay
+                | Fault::LinkLoss
+                | Fault::LinkFlapping
+                | Fault::LinkFlappingSlow
+                | Fault::AllLinksDown
+        )
     }
 }
 
@@ -142,17 +192,24 @@ impl Outcome {
     }
 }
 
-/// Two tgtd portals, a proxy in front of each, and `riscsi attach` over them.
+/// Two tgtd portals, a proxy in front of each or a link to each, and
+/// `riscsi attach` over them.
 pub(crate) struct Rig {
     pub(crate) tgt: Tgt,
+    /// Empty over real links.
     pub(crate) proxies: Vec<FaultProxy>,
+    /// tgtd's namespace, over real links.
+    netns: Option<Netns>,
     info: Value,
     attach_args: Vec<String>,
     pub(crate) attach: Option<Attach>,
 }
 
 impl Rig {
-    pub(crate) fn start(attach_args: &[&str]) -> Result<Rig> {
+    pub(crate) fn start(attach_args: &[&str], over_links: bool) -> Result<Rig> {
+        if over_links {
+            return Self::start_over_links(attach_args);
+        }
         let tgt = Tgt::builder()
             .portal("127.0.0.1")
             .portal("127.0.0.2")
@@ -181,8 +238,32 @@ impl Rig {
         let mut rig = Rig {
             tgt,
             proxies,
+            netns: None,
             info,
             attach_args,
+            attach: None,
+        };
+        rig.start_attach()?;
+        Ok(rig)
+    }
+
+    /// tgtd in a namespace, a veth pair per portal, attach on the host.
+    fn start_over_links(attach_args: &[&str]) -> Result<Rig> {
+        let netns = Netns::create(2)?;
+        let mut builder = Tgt::builder().netns(&netns);
+        for link in netns.links() {
+            builder = builder.portal_ip(link.target_ip.into());
+        }
+        let tgt = builder.lun(LunSpec::new(LUN_BYTES)).start()?;
+        let info = tgt
+            .connection_info_spec()
+            .to_json(ConnectionInfoForm::Lists);
+        let mut rig = Rig {
+            tgt,
+            proxies: Vec::new(),
+            netns: Some(netns),
+            info,
+            attach_args: attach_args.iter().map(|s| s.to_string()).collect(),
             attach: None,
         };
         rig.start_attach()?;
@@ -312,7 +393,10 @@ pub async fn run(fault: Fault) -> Result<Outcome> {
     let rig = Arc::new(std::sync::Mutex::new(
         blocking({
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            move || Rig::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                Rig::start(&args, fault.over_links())
+            }
         })
         .await?,
     ));
@@ -403,9 +487,12 @@ pub async fn run(fault: Fault) -> Result<Outcome> {
     // No path lives from the fault until a path is usable again (logged in
     // and checked), and a killed attach takes its NBD connection with it:
     // every error after the kill is the dead client's.
+    // `path_back` is when a status poll (every 50 ms) first saw a usable
+    // path; a reply the volume decided before then can reach the client a
+    // little later on a loaded machine, hence the grace.
     let window_end = match path_back {
         _ if fault == Fault::AttachKilled => Duration::MAX,
-        Some(back) => window.end + back,
+        Some(back) => window.end + back + PATH_BACK_GRACE,
         None => Duration::MAX,
     };
     let in_window = |at: Duration| window.no_path && at >= window.start && at <= window_end;
@@ -448,29 +535,36 @@ async fn inject(
     started: Instant,
 ) -> Result<(Window, String)> {
     let start = started.elapsed();
-    let main = rig.lock().unwrap().proxies[0].control();
-    let others: Vec<_> = rig
-        .lock()
-        .unwrap()
-        .proxies
-        .iter()
-        .map(|p| p.control())
-        .collect();
+    let (others, netns): (Vec<ProxyControl>, _) = {
+        let rig = rig.lock().unwrap();
+        let controls = rig.proxies.iter().map(|p| p.control()).collect();
+        (controls, rig.netns.clone())
+    };
+    let rig_lacks =
+        |what: &str| FixtureError::InvalidConfig(format!("{} needs {what}", fault.name()));
+    let main = others
+        .first()
+        .cloned()
+        .ok_or_else(|| rig_lacks("fault proxies"));
+    let netns = netns.ok_or_else(|| rig_lacks("a network namespace"));
     let mut no_path = false;
     let mut note = String::new();
     match fault {
-        Fault::MainReset => main.reset(),
+        Fault::MainReset => main?.reset(),
         Fault::MainBlackHole => {
+            let main = main?;
             main.black_hole();
             tokio::time::sleep(Duration::from_secs(5)).await;
             main.resume();
         }
         Fault::MainLatency => {
+            let main = main?;
             main.delay(Duration::from_millis(500));
             tokio::time::sleep(Duration::from_secs(5)).await;
             main.resume();
         }
         Fault::MainFlapping => {
+            let main = main?;
             for _ in 0..30 {
                 main.refuse();
                 main.reset();
@@ -510,8 +604,8 @@ async fn inject(
             })
             .await?;
         }
-        Fault::LogoutRequest => main.inject_async(AsyncEvent::LogoutRequest, 0, 0, 5),
-        Fault::DropConnection => main.inject_async(AsyncEvent::DropConnection, 0, 1, 0),
+        Fault::LogoutRequest => main?.inject_async(AsyncEvent::LogoutRequest, 0, 0, 5),
+        Fault::DropConnection => main?.inject_async(AsyncEvent::DropConnection, 0, 1, 0),
         Fault::AllDownShort | Fault::AllDownLong => {
             no_path = true;
             for p in &others {
@@ -537,6 +631,55 @@ async fn inject(
             .await?;
             note.push_str("verified after the restart; ");
         }
+        Fault::LinkDown => {
+            let ns = netns?;
+            set_links(&ns, &[0], false).await?;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            set_links(&ns, &[0], true).await?;
+        }
+        Fault::LinkDelay | Fault::LinkLoss => {
+            let ns = netns?;
+            let (impairment, length) = if fault == Fault::LinkDelay {
+                (Impairment::delay(Duration::from_millis(500)), 5)
+            } else {
+                (Impairment::loss(0.2), 10)
+            };
+            let stats = blocking({
+                let ns = ns.clone();
+                move || -> Result<_> {
+                    ns.impair(0, impairment)?;
+                    std::thread::sleep(Duration::from_secs(length));
+                    ns.clear(0)
+                }
+            })
+            .await?;
+            note.push_str(&format!(
+                "{} packets to the target, {} dropped; ",
+                stats.packets, stats.dropped
+            ));
+        }
+        Fault::LinkFlapping | Fault::LinkFlappingSlow => {
+            let ns = netns?;
+            let (cycles, down, up) = if fault == Fault::LinkFlapping {
+                (15, 1, 1)
+            } else {
+                (8, 3, 1)
+            };
+            for _ in 0..cycles {
+                set_links(&ns, &[0], false).await?;
+                tokio::time::sleep(Duration::from_secs(down)).await;
+                set_links(&ns, &[0], true).await?;
+                tokio::time::sleep(Duration::from_secs(up)).await;
+            }
+        }
+        Fault::AllLinksDown => {
+            no_path = true;
+            let ns = netns?;
+            let all: Vec<usize> = (0..ns.links().len()).collect();
+            set_links(&ns, &all, false).await?;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            set_links(&ns, &all, true).await?;
+        }
     }
     let end = started.elapsed();
     Ok((
@@ -547,6 +690,17 @@ async fn inject(
         },
         note,
     ))
+}
+
+/// Cuts (`up == false`) or restores the links `indexes` of `ns`.
+async fn set_links(ns: &Netns, indexes: &[usize], up: bool) -> Result<()> {
+    let (ns, indexes) = (ns.clone(), indexes.to_vec());
+    blocking(move || {
+        indexes
+            .into_iter()
+            .try_for_each(|index| ns.set_link(index, up))
+    })
+    .await
 }
 
 /// The table RELIABILITY.md holds.

@@ -1,7 +1,8 @@
 //! Support for integration tests against real peers: private tgtd and istgt
 //! fixtures, a fault-injecting TCP proxy, a scripted PDU-by-PDU target, a pcap
 //! writer for the tshark oracle, helpers to drive libiscsi's tools, a running
-//! `riscsi attach` ([`Attach`]) and a raw NBD client ([`nbd_client`]).
+//! `riscsi attach` ([`Attach`]), a raw NBD client ([`nbd_client`]) and a
+//! network namespace whose links can be cut or impaired ([`Netns`]).
 //!
 //! ```no_run
 //! use riscsi_tests::prelude::*;
@@ -32,6 +33,7 @@ mod lun;
 pub mod nbd_async;
 pub mod nbd_client;
 mod net;
+pub mod netns;
 pub mod pattern;
 pub mod pcap;
 mod pdeathsig;
@@ -44,6 +46,7 @@ mod temp;
 mod tgt;
 mod tools;
 pub mod tshark;
+pub mod unh_iol;
 pub mod verifier;
 pub mod volume;
 
@@ -57,6 +60,7 @@ pub use export::{Export, ExportedTarget, Fixture};
 pub use istgt::{Istgt, IstgtBuilder};
 pub use lun::{ExportedLun, LunSpec};
 pub use net::{free_port, free_port_on_all, portal_string, random_u64, unique_loopback_v4};
+pub use netns::{Impairment, ImpairmentStats, Link, Netns};
 pub use proc_net::listening_addrs;
 pub use proxy::{FaultProxy, ProxyControl, ProxyMode, ProxyStats};
 pub use spawn::spawn_tied;

@@ -158,7 +158,7 @@ fn sample(pid: u32) -> Option<(u64, u64)> {
 /// Runs the soak for `duration`.
 pub async fn run(duration: Duration) -> Result<SoakReport> {
     let args = ["--nop-interval", "1", "--nop-timeout", "1"];
-    let rig = blocking(move || Rig::start(&args)).await?;
+    let rig = blocking(move || Rig::start(&args, false)).await?;
     let pid = rig.attach()?.pid();
     let client = connect(&rig.nbd_socket()?).await?;
     let controls: Vec<_> = rig.proxies.iter().map(|p| p.control()).collect();

@@ -17,6 +17,9 @@
 //! - tgtd ignores SIGTERM while it has targets; `--op delete --mode system` only
 //!   succeeds once no target is left. Teardown deletes the targets (`--force`),
 //!   then the system, then SIGKILLs whatever is left.
+//! - In a network namespace of its own ([`FixtureBuilder::netns`]), tgtd is started
+//!   with `ip netns exec`, which execs it (the pid we hold is tgtd's, and its
+//!   `/proc/PID/net` shows the namespace's sockets); tgtadm runs there too.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -33,11 +36,15 @@ use crate::daemon::{Daemon, Startup};
 use crate::error::{FixtureError, Result};
 use crate::export::{Export, ExportedTarget, Fixture};
 use crate::net::{free_port_on_all, random_in};
+use crate::netns::Netns;
 use crate::temp::temp_dir;
 use crate::tools::require_tool;
 
 /// Builder of [`Tgt`].
 pub type TgtBuilder = FixtureBuilder<Tgt>;
+
+/// The iSCSI port (RFC 7143), for portals in a namespace of their own.
+const ISCSI_PORT: u16 = 3260;
 
 /// Where tgtd keeps its control sockets.
 const CONTROL_DIR: &str = "/var/run/tgtd";
@@ -123,7 +130,7 @@ impl Tgt {
     }
 
     fn tgtadm_command(&self, args: &[&str]) -> Result<ToolCommand> {
-        let mut command = ToolCommand::new("tgtadm")?
+        let mut command = tool_in(self.spec.netns.as_ref(), "tgtadm")?
             .args(["-C".to_owned(), self.control_port.to_string()])
             .args(["--lld", "iscsi"])
             .args(args.iter().copied());
@@ -254,7 +261,8 @@ impl Tgt {
                 .dir
                 .path()
                 .join(format!("tgtd-restart-{}.log", self.restarts));
-            let mut daemon = Daemon::spawn("tgtd", tgtd_command(control_port, &portals)?, &log)?;
+            let command = tgtd_command(self.spec.netns.as_ref(), control_port, &portals)?;
+            let mut daemon = Daemon::spawn("tgtd", command, &log)?;
             match daemon.wait_listening(&portals, self.spec.startup_timeout, COLLISION_MARKERS) {
                 Startup::Ready => {
                     self.daemon = daemon;
@@ -308,6 +316,14 @@ impl Fixture for Tgt {
 }
 
 impl FixtureBuilder<Tgt> {
+    /// Runs tgtd (and tgtadm) in `netns`, whose links the portals should
+    /// listen on (`.portal_ip(ns.link(0).target_ip.into())`); a portal
+    /// without a port gets 3260, the namespace being ours alone.
+    pub fn netns(mut self, netns: &Netns) -> Self {
+        self.netns = Some(netns.clone());
+        self
+    }
+
     /// Starts tgtd and configures it; retries on port collisions. Fails with the
     /// missing binary, the failed command and its stderr, or tgtd's log.
     pub fn start(self) -> Result<Tgt> {
@@ -337,7 +353,8 @@ impl FixtureBuilder<Tgt> {
             let port = pick_portal_port(&spec)?;
             let portals = spec.portal_addrs(port);
             let log = dir.path().join(format!("tgtd-{attempt}.log"));
-            let mut daemon = Daemon::spawn("tgtd", tgtd_command(control_port, &portals)?, &log)?;
+            let command = tgtd_command(spec.netns.as_ref(), control_port, &portals)?;
+            let mut daemon = Daemon::spawn("tgtd", command, &log)?;
             match daemon.wait_listening(&portals, spec.startup_timeout, COLLISION_MARKERS) {
                 Startup::Ready => {
                     let export =
@@ -409,13 +426,25 @@ fn account_bindings(chap: &ChapConfig) -> Result<Vec<(&Chap, bool, bool)>> {
     Ok(bindings)
 }
 
-fn tgtd_command(control_port: u32, portals: &[SocketAddr]) -> Result<std::process::Command> {
+/// `tool`, inside `netns` when there is one.
+fn tool_in(netns: Option<&Netns>, tool: &str) -> Result<ToolCommand> {
+    match netns {
+        Some(ns) => ns.command(tool),
+        None => ToolCommand::new(tool),
+    }
+}
+
+fn tgtd_command(
+    netns: Option<&Netns>,
+    control_port: u32,
+    portals: &[SocketAddr],
+) -> Result<std::process::Command> {
     let portal_arg = portals
         .iter()
         .map(|p| format!("portal={p}"))
         .collect::<Vec<_>>()
         .join(",");
-    Ok(ToolCommand::new("tgtd")?
+    Ok(tool_in(netns, "tgtd")?
         .args(["-f".to_owned(), "-C".to_owned(), control_port.to_string()])
         .args(["--iscsi".to_owned(), portal_arg])
         .to_command())
@@ -436,6 +465,11 @@ fn pick_control_port() -> u32 {
 
 fn pick_portal_port(spec: &ResolvedSpec) -> Result<u16> {
     let ips = spec.ips_needing_port();
+    if spec.netns.is_some() {
+        // Nothing else listens in a namespace of our own; and the host could
+        // not bind its addresses to check anyway.
+        return Ok(ISCSI_PORT);
+    }
     if ips.is_empty() {
         // Every portal has an explicit port; the value is unused.
         return Ok(0);

@@ -17,6 +17,7 @@ fn package_of(tool: &str) -> &str {
         "mkfs.ext4" | "fsck.ext4" => "e2fsprogs",
         "ldd" => "libc-bin",
         "apt-get" | "apt-cache" => "apt",
+        "ip" | "tc" => "iproute2",
         "dpkg-deb" => "dpkg",
         "nbdinfo" | "nbdcopy" | "nbdfuse" => "libnbd-bin",
         "nbdsh" => "python3-libnbd",

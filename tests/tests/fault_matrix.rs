@@ -1,5 +1,6 @@
 //! The fault matrix, one test per fault: `riscsi attach` over two tgtd
-//! paths behind fault proxies, the stamped-block verifier pipelining writes
+//! paths behind fault proxies (or over real links to tgtd in a network
+//! namespace, the `*link*` tests), the stamped-block verifier pipelining writes
 //! and reads through the NBD export. Each asserts that no acknowledged
 //! write was lost, nothing read or stored was corrupt, and the NBD client
 //! saw no error while a path lived. `scripts/fault-matrix` prints the same
@@ -117,4 +118,39 @@ async fn all_paths_down_beyond_no_path_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attach_killed_and_restarted() {
     scenario(Fault::AttachKilled).await;
+}
+
+/// Real link faults: tgtd in a network namespace of its own, one veth pair
+/// per portal. A cut is seen only through the NOP-Out keepalive or TCP's
+/// retransmission timeouts, never through a RST or FIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_link_down() {
+    main_path_fault(Fault::LinkDown).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_link_delayed() {
+    main_path_fault(Fault::LinkDelay).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_link_lossy() {
+    main_path_fault(Fault::LinkLoss).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_link_flapping() {
+    main_path_fault(Fault::LinkFlapping).await;
+}
+
+/// Cuts long enough for the keepalive to declare the path dead, and
+/// reconnects into a link that goes away again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_link_flapping_slowly() {
+    main_path_fault(Fault::LinkFlappingSlow).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_links_down_within_no_path_retry() {
+    target_fault(Fault::AllLinksDown).await;
 }

@@ -55,7 +55,10 @@
 //!   iscsi-proto `codec::tests::byte_at_a_time_decoding_with_digests`;
 //! - a target that closes right after login:
 //!   [`target_closing_right_after_login_is_retried_on_the_backoff`]; before:
-//!   none (session_recovery covers single losses).
+//!   none (session_recovery covers single losses);
+//! - mutual CHAP answered wrongly (another secret, no CHAP_R, another
+//!   name): [`mutual_chap_refuses_a_target_that_answers_wrongly`]; before:
+//!   `login::tests::mutual_chap_refuses_a_wrong_or_missing_target_answer`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -237,6 +240,7 @@ fn announce_data_segment(header: &mut BytesMut, len: u32) {
 /// received, so the session neither waits for nor buffers the 16 MiB it
 /// announces (a session that did would hang here until the command
 /// timeout). The command comes back as lost and the session logs in again.
+/// UNH-IOL: Login #14.1
 #[tokio::test]
 async fn data_segment_beyond_max_recv_data_segment_length() {
     let target = ScriptedTarget::bind().await;
@@ -403,6 +407,7 @@ async fn responses_for_unknown_itts_are_ignored() {
 /// moves ExpStatSN back. Either way the statuses are delivered and the
 /// session goes on (the RFC's recovery threshold is ours to choose up to
 /// 2^31 - 1, and serial arithmetic never sees more).
+/// UNH-IOL: FFP #5.1
 #[tokio::test]
 async fn stat_sn_gaps_and_repeats() {
     let target = ScriptedTarget::bind().await;
@@ -638,6 +643,117 @@ async fn nop_in_flood_is_answered_within_a_bound() {
     read_works(&session, &mut again).await;
 }
 
+/// Mutual CHAP (§12.1.3): after answering the target's challenge we
+/// challenge it, and its CHAP_N and CHAP_R must prove it knows the target
+/// secret. The right answer logs in (the control); a CHAP_R computed with
+/// another secret, none, or the right one under another CHAP_N fails the
+/// login as a permanent authentication error saying what was wrong, with
+/// no operational stage, no retry, and no secret in the error.
+#[tokio::test]
+async fn mutual_chap_refuses_a_target_that_answers_wrongly() {
+    const TARGET_USER: &str = "array";
+    const TARGET_SECRET: &str = "array-secret-2";
+    const FORGED: &str = "forged-secret-3";
+    let cases: [(&str, Option<&str>, &str, Option<&str>); 4] = [
+        ("the right answer", Some(TARGET_SECRET), TARGET_USER, None),
+        (
+            "another secret",
+            Some(FORGED),
+            TARGET_USER,
+            Some("the target's CHAP response is wrong (mutual CHAP)"),
+        ),
+        (
+            "no CHAP_R",
+            None,
+            TARGET_USER,
+            Some("the target sent no valid CHAP_R"),
+        ),
+        (
+            "another name",
+            Some(TARGET_SECRET),
+            "impostor",
+            Some("the target authenticated as \"impostor\", expected \"array\""),
+        ),
+    ];
+    for (case, secret, name, refusal) in cases {
+        let target = ScriptedTarget::bind().await;
+        let mut cfg = chap_config(&target, vec![ChapAlgorithm::Sha256]);
+        if let Some(chap) = cfg.chap.as_mut() {
+            chap.target = Some(ChapCredentials::new(TARGET_USER, TARGET_SECRET));
+        }
+        let (result, conn) = tokio::join!(
+            within(Duration::from_secs(10), "the login", Session::connect(cfg)),
+            async {
+                let mut conn = target.accept().await;
+                let offer = chap_offer_of(&mut conn, "CHAP").await;
+                let pairs = [("CHAP_A", "7"), ("CHAP_I", "3"), ("CHAP_C", "0x0a0b0c0d")];
+                answer(&mut conn, &offer, text(&pairs), false).await;
+                let ours = conn.expect_login().await;
+                let identifier: u8 = value(&ours, "CHAP_I")
+                    .and_then(|v| v.parse().ok())
+                    .expect("mutual CHAP sends CHAP_I");
+                let challenge = unhex(&value(&ours, "CHAP_C").expect("mutual CHAP sends CHAP_C"));
+                let chap_r = secret.map(|secret| {
+                    let mut h = Sha256::new();
+                    h.update([identifier]);
+                    h.update(secret.as_bytes());
+                    h.update(&challenge);
+                    hex(&h.finalize())
+                });
+                let mut pairs = vec![("CHAP_N", name)];
+                if let Some(r) = &chap_r {
+                    pairs.push(("CHAP_R", r.as_str()));
+                }
+                let mut accepted = conn.login_failure(&ours, LoginStatus::SUCCESS, text(&pairs));
+                accepted.transit = true;
+                accepted.nsg = Stage::Operational;
+                conn.send(accepted).await;
+                if refusal.is_some() {
+                    if let Some(pdu) = conn.try_recv(Duration::from_secs(2)).await {
+                        panic!("{case}: the initiator went on with {pdu:?}");
+                    }
+                    return None;
+                }
+                let operational = conn.expect_login().await;
+                conn.login_from(&LoginScript::default(), operational).await;
+                conn.configure(Digests::default(), SEGMENT, SEGMENT);
+                Some(conn)
+            }
+        );
+        match (refusal, result, conn) {
+            (None, Ok(session), Some(mut conn)) => read_works(&session, &mut conn).await,
+            (Some(reason), Err(err), None) => {
+                assert!(
+                    matches!(err, Error::Authentication { .. }),
+                    "{case}: {err:?}"
+                );
+                assert!(err.is_permanent_login_failure(), "{case}: {err:?}");
+                let shown = format!("{err} {err:?}");
+                assert!(shown.contains(reason), "{case}: {shown}");
+                for secret in [CHAP_SECRET, TARGET_SECRET, FORGED] {
+                    assert!(!shown.contains(secret), "{case}: a secret in {shown}");
+                }
+                assert!(
+                    target
+                        .try_accept(Duration::from_millis(300))
+                        .await
+                        .is_none(),
+                    "{case}: a second login"
+                );
+            }
+            (_, result, _) => panic!("{case}: {:?}", result.map(|_| "logged in")),
+        }
+    }
+}
+
+fn unhex(value: &str) -> Vec<u8> {
+    let digits = value.strip_prefix("0x").expect("a hex value");
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
 /// Login text as a hostile target writes it: no key table checks.
 fn text(pairs: &[(&str, &str)]) -> Bytes {
     let mut out = Vec::new();
@@ -674,8 +790,14 @@ async fn answer(conn: &mut ScriptedConnection, req: &LoginRequest, data: Bytes, 
 /// Plays the security stage up to our CHAP_A offer: answers AuthMethod=CHAP
 /// and returns the request that carries the offer.
 async fn chap_offer(conn: &mut ScriptedConnection) -> LoginRequest {
+    chap_offer_of(conn, "CHAP,None").await
+}
+
+/// [`chap_offer`] where our AuthMethod offer is `methods` (mutual CHAP
+/// offers CHAP alone: None would let the target skip proving itself).
+async fn chap_offer_of(conn: &mut ScriptedConnection, methods: &str) -> LoginRequest {
     let req = conn.expect_login().await;
-    assert_eq!(value(&req, "AuthMethod").as_deref(), Some("CHAP,None"));
+    assert_eq!(value(&req, "AuthMethod").as_deref(), Some(methods));
     answer(conn, &req, text(&[("AuthMethod", "CHAP")]), false).await;
     conn.expect_login().await
 }
@@ -684,6 +806,7 @@ async fn chap_offer(conn: &mut ScriptedConnection) -> LoginRequest {
 /// characters of hex in one login PDU) gets the right response (here
 /// SHA-256 over identifier, secret and challenge, recomputed by hand), and
 /// the session logs in and works.
+/// UNH-IOL: CHAP #3.1
 #[tokio::test]
 async fn chap_challenge_of_1024_bytes_works() {
     let target = ScriptedTarget::bind().await;
@@ -733,6 +856,7 @@ async fn chap_challenge_of_1024_bytes_works() {
 /// whose 96 KiB of text pass the 64 KiB login text limit, which must end
 /// the login as soon as the limit is passed rather than after the whole
 /// text is buffered.
+/// UNH-IOL: CHAP #3.3
 #[tokio::test]
 async fn chap_challenges_over_1024_bytes_are_refused() {
     const PIECE: usize = 8192;
@@ -782,6 +906,7 @@ async fn chap_challenges_over_1024_bytes_are_refused() {
 /// downgrade the offer ruled out. The login fails at once as a failed
 /// authentication naming the answer, which also stops the retries (not a
 /// refused list, so no MD5 fallback either): one login, never a loop.
+/// UNH-IOL: CHAP #1.2.1
 #[tokio::test]
 async fn chap_algorithm_we_did_not_offer_is_refused() {
     let cases = [

@@ -58,6 +58,7 @@ async fn write_and_verify(lun: &SessionLun, exported: &ExportedLun, block: u64, 
     );
 }
 
+/// UNH-IOL: Login #9.2, Login #9.3
 #[tokio::test]
 async fn the_default_offer_gets_crc32c_and_data_stays_intact() {
     let istgt = istgt_requiring_digests(12);

@@ -51,6 +51,7 @@ async fn connect(
 
 /// §6.3, §11.12-13: a login without authentication goes through the security
 /// and operational stages, and the outcome is computed from both offers.
+/// UNH-IOL: Login #1.1, Login #13.1, Login #15.1
 #[tokio::test]
 async fn login_negotiates_from_both_offers() {
     let target = ScriptedTarget::bind().await;
@@ -76,6 +77,7 @@ async fn login_negotiates_from_both_offers() {
 }
 
 /// §11.7.4: Data-In split over several PDUs, the status in the last one.
+/// UNH-IOL: FFP #10.1, FFP #16.6
 #[tokio::test]
 async fn data_in_split_with_status_in_last() {
     let target = ScriptedTarget::bind().await;
@@ -127,6 +129,7 @@ async fn residual_underflow_reported() {
 /// §11.8 and §4.2.5.2: with InitialR2T=Yes and ImmediateData=Yes, the first
 /// burst rides in the command and the rest is sent on R2T, split by the
 /// target's MaxRecvDataSegmentLength.
+/// UNH-IOL: FFP #6.1, FFP #8.1, FFP #9.1, FFP #11.1.1, FFP #11.2.2, FFP #11.3, FFP #11.4, FFP #12.1, FFP #12.2, FFP #16.2.1, FFP #16.3.1
 #[tokio::test]
 async fn r2t_sequence_answered_within_limits() {
     let target = ScriptedTarget::bind().await;
@@ -205,6 +208,7 @@ async fn r2t_sequence_answered_within_limits() {
 
 /// §4.2.2.1: a zero window (MaxCmdSN = ExpCmdSN - 1) holds commands back
 /// until the target reopens it (here with a NOP-In).
+/// UNH-IOL: FFP #3.1
 #[tokio::test]
 async fn zero_window_holds_commands_until_reopened() {
     let target = ScriptedTarget::bind().await;
@@ -238,6 +242,7 @@ async fn zero_window_holds_commands_until_reopened() {
 
 /// §11.19: a NOP-In carrying a TTT is a ping the initiator must answer with
 /// a NOP-Out echoing the TTT and the data, ITT reserved.
+/// UNH-IOL: FFP #15.1
 #[tokio::test]
 async fn target_ping_is_answered() {
     let target = ScriptedTarget::bind().await;
@@ -257,6 +262,7 @@ async fn target_ping_is_answered() {
 
 /// §11.17: a rejected command fails with the reason, its CmdSN is plugged
 /// (§11.5.1), and the session goes on.
+/// UNH-IOL: FFP #19.3
 #[tokio::test]
 async fn rejected_command_fails_with_reason() {
     let target = ScriptedTarget::bind().await;
@@ -305,6 +311,7 @@ async fn rejected_command_fails_with_reason() {
 
 /// §11.9.1 AsyncEvent 1: the target asks for a logout; the initiator drains,
 /// logs out, reconnects and carries on.
+/// UNH-IOL: FFP #14.1, FFP #20.1, Login #2.1
 #[tokio::test]
 async fn async_logout_request_leads_to_logout_and_reconnect() {
     let target = ScriptedTarget::bind().await;
@@ -435,6 +442,7 @@ async fn replacement_timeout_runs_while_the_login_hangs() {
 
 /// §12.1.3: a target that refuses our CHAP_A list (SHA-256, SHA-1, MD5) gets a
 /// second login offering MD5 alone.
+/// UNH-IOL: CHAP #1.2.1
 #[tokio::test]
 async fn chap_algorithm_list_refused_then_md5_alone() {
     use iscsi_proto::pdu::LoginResponse;
@@ -572,6 +580,7 @@ async fn an_http_server_on_the_portal_is_named_as_such() {
 /// §13.1: our default offer is `None,CRC32C` for both digests, so a target
 /// that requires CRC32C picks it (instead of refusing None, as istgt does),
 /// and both sides frame every PDU with digests from then on.
+/// UNH-IOL: Login #9.2, Login #9.3
 #[tokio::test]
 async fn a_target_requiring_digests_gets_them_by_default() {
     use iscsi_proto::codec::Digests;
@@ -632,6 +641,7 @@ async fn a_target_requiring_digests_gets_them_by_default() {
 /// naming the portal, the target, the key and both sides' values, and the
 /// connection is closed: the session never starts with the two sides
 /// understanding it differently.
+/// UNH-IOL: Login #7.2
 #[tokio::test]
 async fn refused_or_out_of_offer_answers_fail_the_login() {
     use iscsi_session::DigestPreference;
@@ -703,5 +713,92 @@ async fn refused_or_out_of_offer_answers_fail_the_login() {
             err.is_permanent_login_failure(),
             "retrying cannot change the target's answer"
         );
+    }
+}
+
+/// Plays one mutual-CHAP login up to the initiator's own challenge and
+/// returns the CHAP_I and CHAP_C it sent; the login is then abandoned.
+async fn mutual_challenge_of_one_login(
+    target: &ScriptedTarget,
+    their_challenge: &str,
+) -> (String, String) {
+    use iscsi_proto::pdu::{LoginRequest, LoginResponse};
+    use iscsi_proto::text::{KeyValue, TextLimits, encode_pairs, parse_pairs};
+    use iscsi_session::{ChapConfig, ChapCredentials};
+
+    fn value(req: &LoginRequest, key: &str) -> Option<String> {
+        parse_pairs(&req.data, TextLimits::DEFAULT)
+            .unwrap()
+            .into_iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value)
+    }
+    let mut cfg = config(target);
+    cfg.chap = Some(ChapConfig::mutual(
+        ChapCredentials::new("alice", "alice-secret-1"),
+        ChapCredentials::new("target-bob", "bob-secret-22"),
+    ));
+    let session = tokio::spawn(Session::connect(cfg));
+    let mut conn = target.accept().await;
+    for answer in [
+        vec![("AuthMethod", "CHAP")],
+        vec![
+            ("CHAP_A", "5"),
+            ("CHAP_I", "3"),
+            ("CHAP_C", their_challenge),
+        ],
+    ] {
+        let req = conn.expect_login().await;
+        let kvs: Vec<KeyValue> = answer.iter().map(|(k, v)| KeyValue::new(*k, *v)).collect();
+        let mut resp: LoginResponse = conn.login_failure(
+            &req,
+            LoginStatus::SUCCESS,
+            Bytes::from(encode_pairs(&kvs).unwrap()),
+        );
+        resp.exp_cmd_sn = req.cmd_sn;
+        conn.send(resp).await;
+    }
+    let req = conn.expect_login().await;
+    assert!(value(&req, "CHAP_R").is_some(), "their challenge answered");
+    let ours = (
+        value(&req, "CHAP_I").expect("mutual CHAP sends CHAP_I"),
+        value(&req, "CHAP_C").expect("mutual CHAP sends CHAP_C"),
+    );
+    session.abort();
+    ours
+}
+
+/// §12.1.3: for mutual CHAP the initiator draws a fresh challenge on every
+/// login, whether the logins run side by side or one after the other, and
+/// never sends back the target's own challenge (which would let the target
+/// answer with our response).
+/// UNH-IOL: CHAP #2.5, CHAP #3.6.3, CHAP #3.6.4, CHAP #3.8
+#[tokio::test]
+async fn mutual_chap_challenges_are_fresh_on_every_login() {
+    let theirs = "0x00112233445566778899aabbccddeeff";
+    let (a, b) = (ScriptedTarget::bind().await, ScriptedTarget::bind().await);
+    let (side_a, side_b) = tokio::join!(
+        mutual_challenge_of_one_login(&a, theirs),
+        mutual_challenge_of_one_login(&b, theirs)
+    );
+    let after = mutual_challenge_of_one_login(&a, theirs).await;
+    let challenges = [&side_a.1, &side_b.1, &after.1];
+    for (i, c) in challenges.iter().enumerate() {
+        assert_ne!(
+            c.as_str(),
+            theirs,
+            "login {i} sent back the target's challenge"
+        );
+        assert!(
+            c.len() >= 2 + 2 * 16,
+            "login {i}: a challenge of at least 16 bytes, got {c}"
+        );
+        for other in &challenges[..i] {
+            assert_ne!(c, other, "a challenge repeated across logins");
+        }
+    }
+    for (identifier, _) in [&side_a, &side_b, &after] {
+        let id: u32 = identifier.parse().expect("CHAP_I is a decimal number");
+        assert!(id <= 255);
     }
 }

@@ -20,6 +20,7 @@ use iscsi_proto::pdu::{
     ServiceResponse, SnackRequest, SnackType, Stage, TaskAttribute, TaskMgmtRequest,
     TaskMgmtResponse, TextRequest, TextResponse, TmfFunction, TmfResponse, Ttt,
 };
+use iscsi_proto::scsi::Cdb;
 use riscsi_tests::pcap::{Direction, PcapWriter, TcpFlow};
 
 const INITIATOR: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 51000);
@@ -134,7 +135,7 @@ fn conversation(negotiated: Digests) -> Vec<(Pdu, Digests)> {
         expected_data_transfer_length: 4096,
         cmd_sn: 1,
         exp_stat_sn: 2,
-        cdb: Bytes::from_static(&[0x28, 0, 0, 0, 0, 0x20, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0]),
+        cdb: Cdb::from_slice(&[0x28, 0, 0, 0, 0, 0x20, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
         bidi_read_length: None,
         data: Bytes::new(),
     });
@@ -176,7 +177,7 @@ fn conversation(negotiated: Digests) -> Vec<(Pdu, Digests)> {
         expected_data_transfer_length: 1024,
         cmd_sn: 2,
         exp_stat_sn: 3,
-        cdb: Bytes::from_static(&[0x2a, 0, 0, 0, 0, 0x40, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
+        cdb: Cdb::from_slice(&[0x2a, 0, 0, 0, 0, 0x40, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
         bidi_read_length: None,
         data: Bytes::new(),
     });

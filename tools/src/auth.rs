@@ -4,14 +4,20 @@
 //! environment variable. The environment is ambient, so it is only consulted
 //! when a user name asks for a secret; a file given without a user is a
 //! mistake and is reported.
+//!
+//! A file a secret is read from (a secret file, a connection_info document
+//! with passwords) that its group or other users may read or write is
+//! warned about on stderr: the secret is still used, since refusing would
+//! break a setup that works, but the operator learns who else can see it.
 
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use iscsi_session::{IscsiUrl, Secret};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::cli::AuthArgs;
 use crate::error::{CliError, Result};
@@ -30,11 +36,36 @@ pub fn env_secret(name: &str) -> Option<Secret> {
         .filter(|s| !s.is_empty())
 }
 
+/// Permission bits that open a file to anyone but its owner (and root).
+const SHARED_BITS: u32 = 0o077;
+
+/// The permission bits of `file` when they open it to its group or others;
+/// `None` when it is private, or not a regular file (a pipe such as `@-`
+/// has no mode worth a warning).
+pub fn exposure(file: &File) -> Option<u32> {
+    let meta = file.metadata().ok()?;
+    let mode = meta.permissions().mode() & 0o777;
+    (meta.is_file() && mode & SHARED_BITS != 0).then_some(mode)
+}
+
+/// The warning for a file holding `what` (a CHAP secret, passwords) with
+/// the permission bits `mode`.
+pub fn warn_exposed(path: &Path, what: &str, mode: u32) {
+    warn!(
+        "{} holds {what} and is open to other users (mode {mode:03o}): chmod 600 it",
+        path.display()
+    );
+}
+
 /// The first line of `path`, without surrounding blanks.
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
     let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|f| f.take(MAX_SECRET_FILE).read_to_end(&mut bytes))
+    let file = File::open(path).map_err(|e| CliError::file("cannot read secret file", path, e))?;
+    if let Some(mode) = exposure(&file) {
+        warn_exposed(path, "a CHAP secret", mode);
+    }
+    file.take(MAX_SECRET_FILE)
+        .read_to_end(&mut bytes)
         .map_err(|e| CliError::file("cannot read secret file", path, e))?;
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let secret = Secret::new(line.trim_ascii());
@@ -139,7 +170,32 @@ mod tests {
     fn secret_file(dir: &tempfile::TempDir, name: &str, content: &str) -> PathBuf {
         let p = dir.path().join(name);
         std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         p
+    }
+
+    #[test]
+    fn files_open_to_group_or_others_are_exposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = secret_file(&dir, "s", FILE_SECRET);
+        for (mode, exposed) in [
+            (0o600, false),
+            (0o400, false),
+            (0o700, false),
+            (0o640, true),
+            (0o604, true),
+            (0o644, true),
+            (0o620, true),
+            (0o602, true),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let file = File::open(&p).unwrap();
+            assert_eq!(exposure(&file), exposed.then_some(mode), "mode {mode:o}");
+        }
+        // A directory (or a pipe) is not a secret file.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = File::open(dir.path()).unwrap();
+        assert_eq!(exposure(&d), None);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use iscsi_multipath::{Failback, NoPathRetry, Policy};
 
 use crate::cmd::{
     attach::AttachArgs, bench::BenchArgs, completions::CompletionsArgs, completions::ManpageArgs,
-    connector::ConnectorArgs, copy::CopyArgs, discover::DiscoverArgs, inquiry::InquiryArgs,
-    path::FailbackArgs, path::PathArgs, status::StatusArgs,
+    conformance::ConformanceArgs, connector::ConnectorArgs, copy::CopyArgs, discover::DiscoverArgs,
+    inquiry::InquiryArgs, path::FailbackArgs, path::PathArgs, status::StatusArgs,
 };
 
 /// The command line of `riscsi`.
@@ -104,7 +104,7 @@ pub struct MultipathArgs {
     pub nop_timeout: f64,
 }
 
-fn parse_seconds(s: &str) -> Result<f64, String> {
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.trim_end_matches('s').parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
         _ => Err(format!(
@@ -158,6 +158,9 @@ pub enum Command {
     Path(PathArgs),
     /// Send `riscsi attach`'s I/O back to the main path now (--failback manual).
     Failback(FailbackArgs),
+    /// Test a target against RFC 7143, SPC and SBC: login, full feature,
+    /// SCSI and (with URL2) multipath families.
+    Conformance(ConformanceArgs),
     /// Print a shell completion script (bash, zsh, fish...).
     Completions(CompletionsArgs),
     /// Print the man page (or write every page with --dir).

@@ -12,6 +12,9 @@ pub enum CliError {
     /// The arguments do not make sense together.
     #[error("{0}")]
     Usage(String),
+    /// The target departed from the suite (or from its expected results).
+    #[error("conformance: {0}")]
+    Conformance(String),
     #[error(transparent)]
     Url(#[from] UrlError),
     #[error(transparent)]

@@ -32,6 +32,11 @@ const MAX_FILE_LEN: u64 = 4096;
 /// Resolves the initiator name for this run, looking at the system
 /// locations or those the environment names (see [`resolve_with`]).
 pub fn resolve(explicit: Option<&str>) -> Result<String> {
+    // A name given needs no state directory, and there may be none (a
+    // user without HOME, such as `nobody`).
+    if let Some(name) = explicit {
+        return given(name);
+    }
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -85,14 +90,19 @@ pub fn resolve_with(
     hostname: &str,
 ) -> Result<String> {
     if let Some(name) = explicit {
-        return validate(name.trim())
-            .map(str::to_owned)
-            .map_err(|why| CliError::InitiatorName(format!("--initiator-name: {why}")));
+        return given(name);
     }
     if let Some(name) = read_open_iscsi(open_iscsi_file)? {
         return Ok(name);
     }
     load_or_create(state_dir, hostname)
+}
+
+/// The name of `--initiator-name`, checked.
+fn given(name: &str) -> Result<String> {
+    validate(name.trim())
+        .map(str::to_owned)
+        .map_err(|why| CliError::InitiatorName(format!("--initiator-name: {why}")))
 }
 
 /// Checks the shape of an iSCSI name (iqn., eui. or naa. form, no blanks).

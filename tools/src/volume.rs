@@ -69,11 +69,16 @@ pub fn parse_volume(
                 "CHAP options apply to URL volumes; a connection_info volume carries its own credentials (auth_username, auth_password)",
             ));
         }
-        let (text, source) = read_connection_info(file)?;
+        let (text, source, exposed) = read_connection_info(file)?;
         let info = ConnectionInfo::parse(&text).map_err(|error| CliError::ConnectionInfo {
             origin: source.clone(),
             error,
         })?;
+        if let Some(mode) = exposed
+            && (info.auth().is_some() || info.discovery_auth().is_some())
+        {
+            auth::warn_exposed(Path::new(&source), "CHAP passwords", mode);
+        }
         return Ok(VolumeSpec::Info {
             info: Box::new(info),
             source,
@@ -89,20 +94,22 @@ pub fn parse_volume(
     Ok(VolumeSpec::Url(url))
 }
 
-fn read_connection_info(file: &str) -> Result<(String, String)> {
-    let (source, reader): (String, Box<dyn Read>) = match file {
+/// The document's text, where it came from, and the permission bits of its
+/// file when they open it to other users.
+fn read_connection_info(file: &str) -> Result<(String, String, Option<u32>)> {
+    let (source, reader, exposed): (String, Box<dyn Read>, _) = match file {
         "" => {
             return Err(CliError::usage(
                 "@ needs a file name (or @- for standard input)",
             ));
         }
-        "-" => ("standard input".into(), Box::new(io::stdin())),
-        path => (
-            path.to_owned(),
-            Box::new(
-                File::open(path).map_err(|e| CliError::file("cannot open", Path::new(path), e))?,
-            ),
-        ),
+        "-" => ("standard input".into(), Box::new(io::stdin()), None),
+        path => {
+            let f =
+                File::open(path).map_err(|e| CliError::file("cannot open", Path::new(path), e))?;
+            let exposed = auth::exposure(&f);
+            (path.to_owned(), Box::new(f), exposed)
+        }
     };
     let mut text = String::new();
     let read = reader
@@ -114,7 +121,7 @@ fn read_connection_info(file: &str) -> Result<(String, String)> {
             "{source} is larger than {MAX_CONNECTION_INFO} bytes: not a connection_info document"
         )));
     }
-    Ok((text, source))
+    Ok((text, source, exposed))
 }
 
 /// The volume options the multipath flags ask for.

@@ -13,6 +13,7 @@
 //! - an Asynchronous Message and a Reject have no ITT field of their own;
 //! - a Reject's data segment holds at least the 48-byte rejected BHS.
 
+use crate::scsi::Cdb;
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -75,10 +76,10 @@ pub fn residual() -> impl Strategy<Value = Residual> {
 
 /// A CDB in the form decoding yields: 16 bytes, or 17..=260 with the tail in the
 /// extended CDB AHS.
-pub fn cdb() -> impl Strategy<Value = Bytes> {
+pub fn cdb() -> impl Strategy<Value = Cdb> {
     prop_oneof![
-        3 => any::<[u8; 16]>().prop_map(|c| Bytes::copy_from_slice(&c)),
-        1 => vec(any::<u8>(), 17..=MAX_CDB_LEN).prop_map(Bytes::from),
+        3 => any::<[u8; 16]>().prop_filter_map("a CDB", |c| Cdb::from_slice(&c).ok()),
+        1 => vec(any::<u8>(), 17..=MAX_CDB_LEN).prop_filter_map("a CDB", |c| Cdb::from_slice(&c).ok()),
     ]
 }
 

@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use super::ahs::{self, AHS_BIDI_READ_LENGTH, AHS_EXTENDED_CDB};
 use super::bhs::{FINAL_BIT, get_u32, put_u32};
 use super::{Itt, Lun, Opcode, PduError};
+use crate::scsi::Cdb;
 
 /// Largest CDB SAM allows (variable-length CDBs): 16 bytes in the BHS plus 244
 /// in an extended CDB AHS.
@@ -78,7 +79,8 @@ pub struct ScsiCommand {
     pub exp_stat_sn: u32,
     /// The whole CDB. Decoding gives the 16-byte BHS field (zero padded) plus the
     /// extended CDB AHS when present: the CDB length is not on the wire.
-    pub cdb: Bytes,
+    /// Inline up to 16 bytes: a command PDU allocates nothing for it.
+    pub cdb: Cdb,
     /// Expected read length of a bidirectional command (AHS type 2).
     pub bidi_read_length: Option<u32>,
     /// Immediate data.
@@ -158,14 +160,19 @@ impl ScsiCommand {
             value: u32::from(b[1] & 0x07),
         })?;
         let cdb = match parsed.extended_cdb {
-            None => Bytes::copy_from_slice(&b[32..48]),
+            None => Cdb::from_slice(&b[32..48]),
             Some(ext) => {
                 let mut cdb = Vec::with_capacity(16 + ext.len());
                 cdb.extend_from_slice(&b[32..48]);
                 cdb.extend_from_slice(ext);
-                Bytes::from(cdb)
+                Cdb::new(Bytes::from(cdb))
             }
-        };
+        }
+        // Not reached: 16 bytes, or at most 260 as checked above.
+        .map_err(|_| PduError::CdbLength {
+            len: 16 + parsed.extended_cdb.map_or(0, <[u8]>::len),
+            max: MAX_CDB_LEN,
+        })?;
         Ok(ScsiCommand {
             immediate,
             final_: b[1] & FINAL_BIT != 0,

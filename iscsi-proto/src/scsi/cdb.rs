@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use super::error::ScsiError;
 use super::field::hex_string;
@@ -14,16 +14,46 @@ use super::opcode;
 
 pub use crate::pdu::MAX_CDB_LEN;
 
+/// CDBs up to this length (every one the builders make, and the BHS field)
+/// are stored inline.
+pub const INLINE_CDB_LEN: usize = 16;
+const LONG_CDB_MIN: usize = INLINE_CDB_LEN + 1;
+
 /// A command descriptor block.
 ///
-/// Backed by [`Bytes`] so that replaying a command on another path clones a
-/// reference count, not the bytes.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Cdb(Bytes);
+/// Up to [`INLINE_CDB_LEN`] bytes it is held inline, so building a command
+/// and its PDU allocates nothing for it, and a clone (a replay on another
+/// path) is a 17-byte copy. A longer one (a variable-length CDB, sent with
+/// the extended CDB AHS) is kept in [`Bytes`].
+#[derive(Clone)]
+pub struct Cdb(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_CDB_LEN],
+    },
+    Long(Bytes),
+}
+
+impl PartialEq for Cdb {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Cdb {}
+
+impl std::hash::Hash for Cdb {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
 
 impl fmt::Debug for Cdb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Cdb({})", hex_string(&self.0))
+        write!(f, "Cdb({})", hex_string(self.as_bytes()))
     }
 }
 
@@ -154,26 +184,28 @@ fn block_cdb10(
 ) -> Result<Cdb, ScsiError> {
     check_fits(command, "lba", lba, u32::MAX.into())?;
     check_fits(command, "blocks", blocks.into(), u16::MAX.into())?;
-    let mut b = BytesMut::with_capacity(10);
+    let mut bytes = [0u8; 10];
+    let mut b = &mut bytes[..];
     b.put_u8(op);
     b.put_u8(flags);
     b.put_u32(lba as u32);
     b.put_u8(0);
     b.put_u16(blocks as u16);
     b.put_u8(0);
-    Ok(Cdb(b.freeze()))
+    Ok(Cdb::inline(&bytes))
 }
 
 /// 16-byte block command: opcode, flags, 64-bit LBA, 32-bit length, group, control.
 fn block_cdb16(op: u8, flags: u8, lba: u64, blocks: u32) -> Cdb {
-    let mut b = BytesMut::with_capacity(16);
+    let mut bytes = [0u8; 16];
+    let mut b = &mut bytes[..];
     b.put_u8(op);
     b.put_u8(flags);
     b.put_u64(lba);
     b.put_u32(blocks);
     b.put_u8(0);
     b.put_u8(0);
-    Cdb(b.freeze())
+    Cdb::inline(&bytes)
 }
 
 fn fua_flags(fua: bool) -> u8 {
@@ -183,99 +215,109 @@ fn fua_flags(fua: bool) -> u8 {
 impl Cdb {
     /// Wraps raw CDB bytes (e.g. a pass-through command from a user).
     pub fn new(bytes: Bytes) -> Result<Self, ScsiError> {
-        if bytes.is_empty() || bytes.len() > MAX_CDB_LEN {
+        if bytes.len() <= INLINE_CDB_LEN {
+            return Cdb::from_slice(&bytes);
+        }
+        if bytes.len() > MAX_CDB_LEN {
             return Err(ScsiError::InvalidCdbLength(bytes.len()));
         }
-        Ok(Cdb(bytes))
+        Ok(Cdb(Repr::Long(bytes)))
+    }
+
+    /// Copies raw CDB bytes (1 to 260 of them).
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, ScsiError> {
+        match bytes.len() {
+            0 => Err(ScsiError::InvalidCdbLength(0)),
+            1..=INLINE_CDB_LEN => Ok(Cdb::inline(bytes)),
+            LONG_CDB_MIN..=MAX_CDB_LEN => Ok(Cdb(Repr::Long(Bytes::copy_from_slice(bytes)))),
+            len => Err(ScsiError::InvalidCdbLength(len)),
+        }
+    }
+
+    /// A CDB of at most [`INLINE_CDB_LEN`] bytes, which every caller passes
+    /// (a longer slice would be cut, never overrun).
+    fn inline(src: &[u8]) -> Cdb {
+        let mut bytes = [0u8; INLINE_CDB_LEN];
+        let len = src.len().min(INLINE_CDB_LEN);
+        bytes[..len].copy_from_slice(&src[..len]);
+        Cdb(Repr::Inline {
+            len: len as u8,
+            bytes,
+        })
     }
 
     /// The CDB bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Long(bytes) => bytes,
+        }
     }
 
-    /// The CDB as a cheap clone of its buffer.
+    /// The CDB in a buffer of its own: a copy for an inline CDB.
     pub fn to_bytes(&self) -> Bytes {
-        self.0.clone()
+        match &self.0 {
+            Repr::Inline { .. } => Bytes::copy_from_slice(self.as_bytes()),
+            Repr::Long(bytes) => bytes.clone(),
+        }
     }
 
-    /// The underlying buffer.
+    /// The CDB in a buffer of its own: a copy for an inline CDB.
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        match self.0 {
+            Repr::Inline { .. } => Bytes::copy_from_slice(self.as_bytes()),
+            Repr::Long(bytes) => bytes,
+        }
     }
 
     /// CDB length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_bytes().len()
     }
 
     /// Always false: a `Cdb` holds at least the operation code.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_bytes().is_empty()
     }
 
     /// Operation code (byte 0).
     pub fn opcode(&self) -> u8 {
-        self.0[0]
+        self.as_bytes().first().copied().unwrap_or_default()
     }
 
     /// TEST UNIT READY.
     pub fn test_unit_ready() -> Cdb {
-        Cdb(Bytes::from_static(&[
-            opcode::TEST_UNIT_READY,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ]))
+        Cdb::inline(&[opcode::TEST_UNIT_READY, 0, 0, 0, 0, 0])
     }
 
     /// Standard INQUIRY (EVPD=0).
     pub fn inquiry(alloc_len: u16) -> Cdb {
         let [hi, lo] = alloc_len.to_be_bytes();
-        Cdb(Bytes::copy_from_slice(&[opcode::INQUIRY, 0, 0, hi, lo, 0]))
+        Cdb::inline(&[opcode::INQUIRY, 0, 0, hi, lo, 0])
     }
 
     /// INQUIRY for the vital product data page `page` (EVPD=1).
     pub fn inquiry_vpd(page: u8, alloc_len: u16) -> Cdb {
         let [hi, lo] = alloc_len.to_be_bytes();
-        Cdb(Bytes::copy_from_slice(&[
-            opcode::INQUIRY,
-            0x01,
-            page,
-            hi,
-            lo,
-            0,
-        ]))
+        Cdb::inline(&[opcode::INQUIRY, 0x01, page, hi, lo, 0])
     }
 
     /// READ CAPACITY(10); its 8-byte answer needs no allocation length.
     pub fn read_capacity10() -> Cdb {
-        Cdb(Bytes::from_static(&[
-            opcode::READ_CAPACITY_10,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ]))
+        Cdb::inline(&[opcode::READ_CAPACITY_10, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     }
 
     /// READ CAPACITY(16): SERVICE ACTION IN(16) with service action 10h.
     pub fn read_capacity16(alloc_len: u32) -> Cdb {
-        let mut b = BytesMut::with_capacity(16);
+        let mut bytes = [0u8; 16];
+        let mut b = &mut bytes[..];
         b.put_u8(opcode::SERVICE_ACTION_IN_16);
         b.put_u8(opcode::SA_READ_CAPACITY_16);
         b.put_u64(0);
         b.put_u32(alloc_len);
         b.put_u8(0);
         b.put_u8(0);
-        Cdb(b.freeze())
+        Cdb::inline(&bytes)
     }
 
     /// READ(10); fails when `lba` needs more than 32 bits or `blocks` more than 16.
@@ -354,23 +396,13 @@ impl Cdb {
     /// (see [`super::unmap::UnmapParameterList`]).
     pub fn unmap(parameter_list_len: u16) -> Cdb {
         let [hi, lo] = parameter_list_len.to_be_bytes();
-        Cdb(Bytes::copy_from_slice(&[
-            opcode::UNMAP,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            hi,
-            lo,
-            0,
-        ]))
+        Cdb::inline(&[opcode::UNMAP, 0, 0, 0, 0, 0, 0, hi, lo, 0])
     }
 
     /// REPORT LUNS.
     pub fn report_luns(select: SelectReport, alloc_len: u32) -> Cdb {
-        let mut b = BytesMut::with_capacity(12);
+        let mut bytes = [0u8; 12];
+        let mut b = &mut bytes[..];
         b.put_u8(opcode::REPORT_LUNS);
         b.put_u8(0);
         b.put_u8(select.code());
@@ -378,7 +410,7 @@ impl Cdb {
         b.put_u32(alloc_len);
         b.put_u8(0);
         b.put_u8(0);
-        Cdb(b.freeze())
+        Cdb::inline(&bytes)
     }
 
     /// MODE SENSE(6); fails on a page code above 3Fh.
@@ -389,14 +421,14 @@ impl Cdb {
         } else {
             0
         };
-        Ok(Cdb(Bytes::copy_from_slice(&[
+        Ok(Cdb::inline(&[
             opcode::MODE_SENSE_6,
             dbd,
             page,
             request.subpage,
             alloc_len,
             0,
-        ])))
+        ]))
     }
 
     /// MODE SENSE(10) (LLBAA off); fails on a page code above 3Fh.
@@ -408,7 +440,7 @@ impl Cdb {
             0
         };
         let [hi, lo] = alloc_len.to_be_bytes();
-        Ok(Cdb(Bytes::copy_from_slice(&[
+        Ok(Cdb::inline(&[
             opcode::MODE_SENSE_10,
             dbd,
             page,
@@ -419,13 +451,21 @@ impl Cdb {
             hi,
             lo,
             0,
-        ])))
+        ]))
     }
 }
 
 impl AsRef<[u8]> for Cdb {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
+    }
+}
+
+impl std::ops::Deref for Cdb {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -658,10 +698,24 @@ mod tests {
     }
 
     #[test]
-    fn clones_share_the_buffer() {
-        let cdb = Cdb::read16(1, 1, false);
-        let copy = cdb.clone();
-        assert_eq!(cdb.as_bytes().as_ptr(), copy.as_bytes().as_ptr());
-        assert_eq!(cdb.to_bytes().as_ptr(), copy.into_bytes().as_ptr());
+    fn short_cdbs_are_inline_and_long_ones_share_their_buffer() {
+        let short = Cdb::read16(1, 1, false);
+        assert!(matches!(short.0, Repr::Inline { len: 16, .. }));
+        assert_eq!(Cdb::new(short.to_bytes()).unwrap(), short);
+        assert!(matches!(
+            Cdb::from_slice(&[0x12, 0, 0, 0, 36, 0]).unwrap().0,
+            Repr::Inline { len: 6, .. }
+        ));
+        let long = Cdb::new(Bytes::from(vec![0x7f; 32])).unwrap();
+        assert_eq!(long.len(), 32);
+        let copy = long.clone();
+        assert_eq!(long.as_bytes().as_ptr(), copy.as_bytes().as_ptr());
+        assert_eq!(long.to_bytes().as_ptr(), copy.into_bytes().as_ptr());
+        assert_eq!(Cdb::from_slice(&[0x7f; 32]).unwrap(), long);
+        assert_eq!(
+            Cdb::from_slice(&[0; MAX_CDB_LEN + 1]),
+            Err(ScsiError::InvalidCdbLength(MAX_CDB_LEN + 1))
+        );
+        assert_eq!(Cdb::from_slice(&[]), Err(ScsiError::InvalidCdbLength(0)));
     }
 }

@@ -38,7 +38,9 @@ mod tgtd_vectors;
 
 pub use asc::{AscAscq, asc_ascq, asc_ascq_description};
 pub use caching_page::{CACHING_PAGE, CachingPage};
-pub use cdb::{Cdb, MAX_CDB_LEN, ModeSenseRequest, PageControl, SelectReport, WriteSameFlags};
+pub use cdb::{
+    Cdb, INLINE_CDB_LEN, MAX_CDB_LEN, ModeSenseRequest, PageControl, SelectReport, WriteSameFlags,
+};
 pub use classify::{CommandFailure, FailureClass, TransportFailure, classify};
 pub use error::ScsiError;
 pub use field::hex_string;

@@ -787,6 +787,7 @@ mod tests {
         Negotiation::new(Role::Target, policy(entries))
     }
 
+    /// UNH-IOL: Login #15.1
     #[test]
     fn max_burst_length_takes_the_minimum() {
         let mut i = initiator(&[("MaxBurstLength", "16777215")]);
@@ -801,6 +802,7 @@ mod tests {
         assert!(i.is_settled() && t.is_settled());
     }
 
+    /// UNH-IOL: Login #7.2, Login #9.2
     #[test]
     fn header_digest_first_acceptable() {
         let mut i = initiator(&[
@@ -826,6 +828,7 @@ mod tests {
         assert_eq!(i.outcome().header_digest, Digest::None);
     }
 
+    /// UNH-IOL: Login #13.1
     #[test]
     fn boolean_or_and_and() {
         let mut i = initiator(&[
@@ -862,6 +865,7 @@ mod tests {
         assert!(matches!(err, TextError::IllegalAnswer { .. }));
     }
 
+    /// UNH-IOL: Login #18.1, Login #20.1
     #[test]
     fn error_recovery_level_min_and_max_time2wait() {
         let mut i = initiator(&[("ErrorRecoveryLevel", "2"), ("DefaultTime2Wait", "1")]);
@@ -871,6 +875,7 @@ mod tests {
         assert_eq!(i.outcome().default_time2wait, 4);
     }
 
+    /// UNH-IOL: Login #7.6
     #[test]
     fn unknown_key_is_not_understood_and_keeps_default() {
         let mut i = initiator(&[]);
@@ -888,6 +893,7 @@ mod tests {
         assert_eq!(i.outcome().max_connections, 4);
     }
 
+    /// UNH-IOL: Login #7.4
     #[test]
     fn illegal_min_answer_is_an_error() {
         let mut i = initiator(&[("MaxBurstLength", "65536")]);
@@ -1023,6 +1029,7 @@ mod tests {
         );
     }
 
+    /// UNH-IOL: Login #16.2
     #[test]
     fn first_burst_never_exceeds_max_burst() {
         let mut i = initiator(&[
@@ -1039,6 +1046,7 @@ mod tests {
         }
     }
 
+    /// UNH-IOL: Login #17.1, Login #19.1
     #[test]
     fn target_offers_get_answered_by_the_initiator() {
         let mut i = initiator(&[("MaxOutstandingR2T", "4")]);
@@ -1087,6 +1095,7 @@ mod tests {
         ));
     }
 
+    /// UNH-IOL: Login #6.1
     #[test]
     fn offering_twice_is_refused_but_reoffer_after_reject_works() {
         let mut i = initiator(&[("HeaderDigest", "CRC32C")]);

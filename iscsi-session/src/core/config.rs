@@ -414,6 +414,32 @@ mod tests {
         assert_eq!(a.isid().0[0] >> 6, 0b10);
     }
 
+    /// Debug is what a `?config` in a log line or an error's context shows:
+    /// the user names, never either secret, in either form of `{:?}`.
+    #[test]
+    fn debug_never_shows_a_secret() {
+        const OURS: &str = "initiator-secret-4411";
+        const THEIRS: &str = "target-secret-7723";
+        let mut c = config();
+        c.chap = Some(ChapConfig::mutual(
+            ChapCredentials::new("alice", OURS),
+            ChapCredentials::new("array", THEIRS),
+        ));
+        let chap = c.chap.clone().unwrap();
+        let shown = [
+            format!("{c:?}"),
+            format!("{c:#?}"),
+            format!("{chap:?}"),
+            format!("{:?}", chap.initiator),
+            format!("{:#?}", chap.target),
+        ];
+        for text in &shown {
+            assert!(!text.contains(OURS) && !text.contains(THEIRS), "{text}");
+        }
+        assert!(shown[0].contains("alice") && shown[0].contains("array"));
+        assert!(shown[0].contains("<redacted>"), "{}", shown[0]);
+    }
+
     #[test]
     fn same_secret_both_ways_refused() {
         let mut c = config();

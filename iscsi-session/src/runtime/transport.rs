@@ -49,18 +49,19 @@ impl Transport {
 
     /// Moves everything the connection wants to send into the write queue.
     pub fn queue_from<U>(&mut self, conn: &mut Connection<U>) {
-        while let Some(pdu) = conn.poll_transmit() {
+        // Headers are encoded straight into the coalescing buffer.
+        while let Some(pdu) = conn.poll_transmit_into(&mut self.small) {
             self.queued += pdu.len();
-            self.small.extend_from_slice(&pdu.header);
             if pdu.data.len() <= COALESCE_MAX {
                 self.small.extend_from_slice(&pdu.data);
+                self.small.extend_from_slice(pdu.trailer());
             } else {
-                if !self.small.is_empty() {
-                    self.out.push_back(self.small.split().freeze());
-                }
-                self.out.push_back(pdu.data.clone());
+                // Never empty: the header is in it.
+                self.out.push_back(self.small.split().freeze());
+                // Goes out after the data, with whatever follows it.
+                self.small.extend_from_slice(pdu.trailer());
+                self.out.push_back(pdu.data);
             }
-            self.small.extend_from_slice(pdu.trailer());
         }
         if !self.small.is_empty() {
             self.out.push_back(self.small.split().freeze());
@@ -79,13 +80,14 @@ impl Transport {
     /// Writes as much as the socket takes without blocking.
     pub fn try_flush(&mut self) -> io::Result<()> {
         while !self.out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .out
-                .iter()
-                .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            let mut written = match self.stream.try_write_vectored(&slices) {
+            // On the stack: no allocation per write.
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            for (slice, chunk) in slices.iter_mut().zip(&self.out) {
+                *slice = IoSlice::new(chunk);
+                count += 1;
+            }
+            let mut written = match self.stream.try_write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use iscsi_multipath::MultipathVolume;
 use iscsi_session::BlockDevice;
-use riscsi_nbd::{ExportConfig, Listener, NbdServer, bind_unix_private};
+use riscsi_nbd::{ExportConfig, Listener, NbdServer, bind_unix_private, check_unix_peer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -43,6 +43,21 @@ pub struct AttachArgs {
     /// authentication: anyone who reaches the port gets the volume.
     #[arg(long, requires = "nbd_listen")]
     pub nbd_allow_remote: bool,
+    /// NBD connections served at once, negotiating or not; past it, new
+    /// connections are closed at once (and logged).
+    #[arg(long, default_value_t = riscsi_nbd::DEFAULT_MAX_CLIENTS as u16, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub nbd_max_clients: u16,
+    /// Of those, connections still in their NBD handshake at once; past it,
+    /// the oldest handshake is closed to make room, so that idle or
+    /// trickling connections cannot lock clients out.
+    #[arg(long, default_value_t = riscsi_nbd::DEFAULT_MAX_HANDSHAKES as u16, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub nbd_max_handshakes: u16,
+    /// Seconds a client has to finish its NBD handshake.
+    #[arg(long, default_value_t = riscsi_nbd::DEFAULT_HANDSHAKE_TIMEOUT.as_secs_f64(),
+          value_name = "SECONDS", value_parser = crate::cli::parse_seconds)]
+    pub nbd_handshake_timeout: f64,
     /// The NBD export name (clients may also ask for the default, "").
     #[arg(long, default_value = "", value_name = "NAME")]
     pub export: String,
@@ -76,6 +91,16 @@ pub async fn run(ctx: &Context, args: AttachArgs) -> Result<()> {
         (None, None) => Some(run_dir.join(format!("attach-{pid}.nbd"))),
         (None, Some(_)) => None,
     };
+    // Checked again by the listener; here it fails before any login.
+    if let Some(addr) = args.nbd_listen
+        && !addr.ip().is_loopback()
+        && !args.nbd_allow_remote
+    {
+        return Err(CliError::usage(format!(
+            "refusing to serve NBD on {addr}: not a loopback address, and NBD has no \
+             authentication (--nbd-allow-remote allows it)"
+        )));
+    }
     if args.control.is_none() || (args.nbd_unix.is_none() && args.nbd_listen.is_none()) {
         control::make_run_dir(&run_dir)?;
     }
@@ -105,10 +130,12 @@ async fn serve(
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let uri = listener.uri(&args.export);
     let config = ExportConfig {
-        name: args.export.clone(),
         description: volume.name.clone(),
         read_only: volume.read_only,
         trim: volume.discard,
+        max_clients: usize::from(args.nbd_max_clients),
+        max_handshakes: usize::from(args.nbd_max_handshakes),
+        handshake_timeout: Duration::from_secs_f64(args.nbd_handshake_timeout),
         ..ExportConfig::new(args.export.clone())
     };
     let server = Arc::new(NbdServer::new(volume.device.clone(), config));
@@ -226,6 +253,12 @@ impl ControlSocket {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
+            // The socket is mode 0600; another user who reaches it anyway
+            // (a loosened mode) gets no answer, only a log line.
+            if let Err(e) = check_unix_peer(&stream) {
+                warn!(control = %self.path.display(), "control socket: {e}");
+                continue;
+            }
             let (volume, server, uri) = (volume.clone(), server.clone(), uri.clone());
             tokio::spawn(async move {
                 let _ =

@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod bench;
 pub mod completions;
+pub mod conformance;
 pub mod connector;
 pub mod copy;
 pub mod discover;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Completions(args) => return completions::completions(args),
         Command::Manpage(args) => return completions::manpage(args),
+        Command::Conformance(args) if args.list => return conformance::list(args),
         _ => {}
     }
     let ctx = Context {
@@ -48,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             block_on(threads, attach::run(&ctx, args))
         }
+        Command::Conformance(args) => block_on(Threads::One, conformance::run(&ctx, args)),
         Command::Status(args) => block_on(Threads::One, status::run(args)),
         Command::Path(args) => block_on(Threads::One, path::run(args)),
         Command::Failback(args) => block_on(Threads::One, path::failback(args)),

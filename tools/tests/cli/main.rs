@@ -17,4 +17,5 @@ mod guest;
 mod inquiry;
 mod multipath;
 mod reconnect;
+mod security;
 mod support;

@@ -354,10 +354,14 @@ pub fn payload(seed: u64, len: usize) -> Vec<u8> {
     riscsi_tests::pattern::bytes(seed ^ 0x5eed_0000_cafe, 0, len)
 }
 
-/// Writes `bytes` to a new file in `dir`.
+/// Writes `bytes` to a new file in `dir`, mode 0600 (the tool warns about
+/// secrets in files other users can read).
 pub fn write_file(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).expect("write the test's input file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .expect("make the test's input file private");
     path
 }
 

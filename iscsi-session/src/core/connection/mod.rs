@@ -8,8 +8,10 @@
 //! [`Connection::poll_timeout`]. Nothing here blocks, reads a clock or touches a
 //! socket.
 
+mod deadline_queue;
 mod event;
 mod full_feature;
+mod itt_slab;
 mod scsi_task;
 mod sequencing;
 mod task_table;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use iscsi_proto::codec::{Digests, EncodedPdu, PduDecoder, PduEncoder};
+use iscsi_proto::codec::{Digests, EncodeError, EncodedPdu, EncodedTail, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
     BHS_LEN, Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Opcode, Pdu,
     TaskMgmtRequest, TextRequest, TmfFunction, Ttt,
@@ -36,7 +38,6 @@ use crate::core::error::{Error, PathContext, TaskFailure, quote_peer_bytes};
 use crate::core::login::{ChapDiagnosis, Login, LoginStep};
 
 pub use event::{ConnectionEvent, TargetEvent, Unfinished};
-use scsi_task::ScsiTask;
 use sequencing::Sequencing;
 use task_table::{TaskKind, TaskTable, TextPurpose};
 
@@ -114,6 +115,9 @@ pub enum SubmitError {
     /// The Expected Data Transfer Length field is 32 bits.
     #[error("write of {0} bytes does not fit an iSCSI command")]
     TooLarge(usize),
+    /// The connection holds as many commands as its task table has room for.
+    #[error("{0} commands are outstanding already, the most one connection holds")]
+    TooManyCommands(usize),
 }
 
 /// A command [`Connection::submit`] did not take, handed back with its token.
@@ -409,22 +413,44 @@ impl<U> Connection<U> {
         while let Some(pdu) = self.outgoing.pop_front() {
             match self.encoder.encode_vectored(&pdu) {
                 Ok(encoded) => {
-                    self.stats.pdus_sent += 1;
-                    self.stats.bytes_sent += encoded.len() as u64;
+                    self.count_sent(encoded.len());
                     return Some(encoded);
                 }
-                Err(e) => {
-                    // We built a PDU the negotiated limits do not allow: a bug on
-                    // our side, but the session must fail cleanly, not panic.
-                    let reason = format!("cannot encode our own {}: {e}", pdu.opcode());
-                    self.fail(Error::Protocol {
-                        ctx: self.ctx.clone(),
-                        reason,
-                    });
-                }
+                Err(e) => self.cannot_encode(&pdu, e),
             }
         }
         None
+    }
+
+    /// [`Connection::poll_transmit`] with the header appended to `dst`, the
+    /// caller's send buffer, instead of a buffer of its own; what follows the
+    /// header on the wire is returned.
+    pub fn poll_transmit_into(&mut self, dst: &mut BytesMut) -> Option<EncodedTail> {
+        while let Some(pdu) = self.outgoing.pop_front() {
+            match self.encoder.encode_header_into(&pdu, dst) {
+                Ok(tail) => {
+                    self.count_sent(tail.len());
+                    return Some(tail);
+                }
+                Err(e) => self.cannot_encode(&pdu, e),
+            }
+        }
+        None
+    }
+
+    fn count_sent(&mut self, wire_len: usize) {
+        self.stats.pdus_sent += 1;
+        self.stats.bytes_sent += wire_len as u64;
+    }
+
+    fn cannot_encode(&mut self, pdu: &Pdu, e: EncodeError) {
+        // We built a PDU the negotiated limits do not allow: a bug on our
+        // side, but the session must fail cleanly, not panic.
+        let reason = format!("cannot encode our own {}: {e}", pdu.opcode());
+        self.fail(Error::Protocol {
+            ctx: self.ctx.clone(),
+            reason,
+        });
     }
 
     /// Whether `poll_transmit` has something.
@@ -542,10 +568,17 @@ impl<U> Connection<U> {
             });
         }
         let timeout = command.timeout.unwrap_or(self.config.timeouts.command);
-        let itt = self.tasks.add(
-            TaskKind::Scsi(ScsiTask::new(command), token),
-            Some(later(now, timeout)),
-        );
+        let added = self.tasks.add_command(command, token, later(now, timeout));
+        let itt = match added {
+            Ok(itt) => itt,
+            Err((command, token)) => {
+                return Err(NotAccepted {
+                    error: SubmitError::TooManyCommands(self.outstanding_commands()),
+                    command,
+                    token,
+                });
+            }
+        };
         self.send_waiting();
         Ok(itt)
     }
@@ -565,18 +598,25 @@ impl<U> Connection<U> {
         if self.tasks.text_in_progress() {
             return Err(SubmitError::TextBusy);
         }
-        Ok(self.start_text(pairs, TextPurpose::User, now))
+        self.start_text(pairs, TextPurpose::User, now)
+            .ok_or(SubmitError::NotReady)
     }
 
-    fn start_text(&mut self, pairs: &[(&str, &str)], purpose: TextPurpose, now: Instant) -> Itt {
+    /// `None` if the connection failed instead (no ITT free).
+    fn start_text(
+        &mut self,
+        pairs: &[(&str, &str)],
+        purpose: TextPurpose,
+        now: Instant,
+    ) -> Option<Itt> {
         let deadline = later(now, self.config.timeouts.command);
-        let itt = self.tasks.add(
+        let itt = self.add_task(
             TaskKind::Text {
                 purpose,
                 received: Vec::new(),
             },
             Some(deadline),
-        );
+        )?;
         let data = match crate::core::text::encode_text(pairs) {
             Ok(data) => data,
             Err(e) => {
@@ -586,7 +626,7 @@ impl<U> Connection<U> {
                     itt,
                     result: Err(TaskFailure::Protocol(format!("invalid text request: {e}"))),
                 });
-                return itt;
+                return Some(itt);
             }
         };
         self.outgoing.push_back(Pdu::TextRequest(TextRequest {
@@ -600,6 +640,20 @@ impl<U> Connection<U> {
             exp_stat_sn: self.seq.exp_stat_sn,
             data,
         }));
+        Some(itt)
+    }
+
+    /// A task other than a SCSI command. The table always has room for one
+    /// (see `MAX_SCSI_TASKS`); were it ever full, the connection could not
+    /// go on, so it fails and every command is handed back.
+    fn add_task(&mut self, kind: TaskKind<U>, deadline: Option<Instant>) -> Option<Itt> {
+        let itt = self.tasks.add(kind, deadline);
+        if itt.is_none() {
+            self.fail(Error::ConnectionLost {
+                ctx: self.ctx.clone(),
+                reason: "no Initiator Task Tag free".into(),
+            });
+        }
         itt
     }
 
@@ -681,7 +735,9 @@ impl<U> Connection<U> {
     }
 
     fn send_ping(&mut self, now: Instant) {
-        let itt = self.tasks.add(TaskKind::Ping, None);
+        let Some(itt) = self.add_task(TaskKind::Ping, None) else {
+            return;
+        };
         self.ping = Some((itt, later(now, self.config.timeouts.nop_timeout)));
         self.stats.nop_pings += 1;
         self.outgoing.push_back(Pdu::NopOut(NopOut {
@@ -731,14 +787,16 @@ impl<U> Connection<U> {
     ) {
         let (ref_itt, ref_cmd_sn) = named.unwrap_or((Itt::RESERVED, 0));
         let deadline = later(now, self.config.timeouts.task_management);
-        let itt = self.tasks.add(
+        let Some(itt) = self.add_task(
             TaskKind::TaskManagement {
                 function,
                 lun,
                 referenced,
             },
             Some(deadline),
-        );
+        ) else {
+            return;
+        };
         self.stats.task_management += 1;
         self.outgoing
             .push_back(Pdu::TaskMgmtRequest(TaskMgmtRequest {
@@ -755,7 +813,9 @@ impl<U> Connection<U> {
     }
 
     fn send_logout(&mut self, now: Instant) {
-        let itt = self.tasks.add(TaskKind::Logout, None);
+        let Some(itt) = self.add_task(TaskKind::Logout, None) else {
+            return;
+        };
         self.phase = Phase::LoggingOut;
         self.phase_deadline = Some(later(now, self.config.timeouts.logout));
         self.outgoing.push_back(Pdu::LogoutRequest(LogoutRequest {

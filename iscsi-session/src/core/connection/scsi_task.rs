@@ -89,7 +89,7 @@ impl ScsiTask {
             expected_data_transfer_length: self.command.expected_transfer_len(),
             cmd_sn,
             exp_stat_sn,
-            cdb: self.command.cdb.to_bytes(),
+            cdb: self.command.cdb.clone(),
             bidi_read_length: None,
             data: payload.slice(..immediate_len),
         })]);
@@ -318,6 +318,7 @@ mod tests {
             .collect()
     }
 
+    /// UNH-IOL: FFP #8.3, FFP #16.2.4
     #[test]
     fn immediate_then_unsolicited_up_to_first_burst() {
         let mut t = write_task(6000);
@@ -335,6 +336,7 @@ mod tests {
         );
     }
 
+    /// UNH-IOL: FFP #16.2.1, FFP #16.3.1
     #[test]
     fn initial_r2t_yes_sends_only_immediate() {
         let mut t = write_task(6000);

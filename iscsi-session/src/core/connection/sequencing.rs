@@ -73,6 +73,7 @@ impl Sequencing {
 mod tests {
     use super::*;
 
+    /// UNH-IOL: FFP #3.1
     #[test]
     fn zero_window_and_reopening() {
         let mut s = Sequencing::new(10, 10, 9, 0);
@@ -108,6 +109,7 @@ mod tests {
         assert_eq!((s.exp_cmd_sn, s.max_cmd_sn), (1, 5));
     }
 
+    /// UNH-IOL: FFP #5.1
     #[test]
     fn stat_sn_gaps_resynchronise() {
         let mut s = Sequencing::new(0, 0, 0, 100);

@@ -461,6 +461,7 @@ fn silent_target_fails_the_login_at_its_timeout() {
 /// RFC 7143 §13.1 and §11.2.1 (digests follow the header and the data
 /// segment from the first full-feature PDU on) and §7.8 (a digest error
 /// leaves the connection untrustworthy at ErrorRecoveryLevel 0).
+/// UNH-IOL: Login #9.3
 #[test]
 fn negotiated_crc32c_digests_are_applied_after_login() {
     use iscsi_proto::digest::{crc32c, to_wire};
@@ -525,6 +526,7 @@ fn target_pdus_without_digests_fail_the_connection() {
 
 /// RFC 7143 §4.2.2.1: commands wait for CmdSN <= MaxCmdSN and go out when
 /// a response opens the window; §4.2.2.2: ExpStatSN acknowledges StatSN.
+/// UNH-IOL: FFP #1.1, FFP #3.3
 #[test]
 fn commands_beyond_max_cmd_sn_wait_for_the_window() {
     let mut h = Harness::new(config());
@@ -562,6 +564,7 @@ fn commands_beyond_max_cmd_sn_wait_for_the_window() {
 
 /// RFC 7143 §4.2.2.1: immediate PDUs (NOP-Out, task management, logout) go
 /// out whatever the window and carry the next CmdSN without consuming it.
+/// UNH-IOL: FFP #2.1, FFP #2.2, FFP #3.1, FFP #19.1
 #[test]
 fn immediate_pdus_ignore_a_zero_window_and_do_not_consume_cmd_sn() {
     let mut cfg = config();
@@ -629,9 +632,54 @@ fn queue_depth_holds_the_fifth_command() {
     assert_eq!(h.conn.outstanding_commands(), 4);
 }
 
+/// A target answering a command that already ended, after its slot in the
+/// task table went to a new command, names the old generation: the answer
+/// is ignored and the new command is neither completed nor disturbed by it.
+#[test]
+fn a_late_answer_never_completes_the_command_that_reused_its_slot() {
+    let mut h = Harness::logged_in(config());
+    let first = h.submit(test_unit_ready(0));
+    h.sent();
+    let resp = h.scsi_response(first);
+    h.send(resp);
+    assert_eq!(h.events().len(), 1);
+    // One command at a time until the first one's slot comes round again.
+    let mut reused = None;
+    for _ in 0..1000 {
+        let itt = h.submit(test_unit_ready(0));
+        h.sent();
+        if itt.0 & 0xffff == first.0 & 0xffff {
+            reused = Some(itt);
+            break;
+        }
+        let resp = h.scsi_response(itt);
+        h.send(resp);
+        h.events();
+    }
+    let reused = reused.expect("the slot is reused");
+    assert_ne!(reused, first);
+
+    let late = h.scsi_response(first);
+    h.send(late);
+    assert!(h.events().is_empty(), "the late answer ends nothing");
+    assert!(h.conn.tasks.get(reused).is_some());
+    assert_eq!(h.conn.outstanding_commands(), 1);
+
+    let resp = h.scsi_response(reused);
+    h.send(resp);
+    match h.events().as_slice() {
+        [Event::CommandComplete { itt, result, .. }] => {
+            assert_eq!(*itt, reused);
+            assert!(result.is_ok());
+        }
+        other => panic!("expected the command to complete, got {other:?}"),
+    }
+}
+
 /// RFC 7143 §7.5 and §11.5: a command past its deadline is aborted with
 /// ABORT TASK naming its ITT and CmdSN; "function complete" ends it as timed
 /// out.
+/// UNH-IOL: FFP #19.1, FFP #19.2, FFP #19.3
 #[test]
 fn command_timeout_aborts_the_task() {
     let mut h = Harness::logged_in(config());
@@ -700,6 +748,7 @@ fn escalation_config() -> SessionConfig {
 /// RFC 7143 §11.5.1 and §11.5.4: an unanswered ABORT TASK escalates to
 /// LOGICAL UNIT RESET (Referenced Task Tag reserved); its completion ends
 /// the timed-out command as Timeout and the others on the LU as Reset.
+/// UNH-IOL: FFP #19.2
 #[test]
 fn unanswered_abort_escalates_to_logical_unit_reset() {
     let mut h = Harness::logged_in(escalation_config());
@@ -811,6 +860,7 @@ fn keepalive_config() -> SessionConfig {
 /// RFC 7143 §11.18 and §11.19: after `nop_interval` of silence a NOP-Out
 /// ping (ITT set, TTT reserved, immediate) goes out; a NOP-In answering it
 /// clears it; a ping left unanswered for `nop_timeout` kills the connection.
+/// UNH-IOL: FFP #15.2
 #[test]
 fn nop_keepalive_pings_and_declares_a_silent_target_dead() {
     let mut h = Harness::logged_in(keepalive_config());
@@ -878,6 +928,7 @@ fn any_received_pdu_postpones_the_ping() {
 
 /// RFC 7143 §11.18.1 and §11.19.1: the target's own ping (ITT reserved, TTT
 /// set) is answered with a NOP-Out echoing the TTT and its data.
+/// UNH-IOL: FFP #15.1
 #[test]
 fn target_ping_is_answered_with_its_ttt() {
     let mut h = Harness::logged_in(config());
@@ -932,6 +983,7 @@ fn data_in_protocol_violations_close_the_connection() {
 
 /// The well-formed counterpart of the cases above: Data-In in order, the
 /// status in the last one.
+/// UNH-IOL: FFP #10.1
 #[test]
 fn data_in_in_order_completes_the_read() {
     let mut h = Harness::logged_in(config());
@@ -965,6 +1017,7 @@ fn data_in_in_order_completes_the_read() {
 
 /// RFC 7143 §11.9.1 (AsyncEvent 2): the target drops the connection;
 /// Parameter2 is Time2Wait.
+/// UNH-IOL: FFP #20.2
 #[test]
 fn async_drop_connection_closes_with_time2wait() {
     let mut h = Harness::logged_in(config());
@@ -992,6 +1045,7 @@ fn async_drop_connection_closes_with_time2wait() {
 /// RFC 7143 §11.9.1 (AsyncEvent 4) and §6.4: asked to renegotiate, we offer
 /// MaxRecvDataSegmentLength in a Text Request; the target's new declaration
 /// bounds every later data segment we send.
+/// UNH-IOL: FFP #11.1.1, FFP #20.4
 #[test]
 fn renegotiated_max_recv_data_segment_length_bounds_data_out() {
     let mut h = Harness::new(config());
@@ -1047,6 +1101,7 @@ fn renegotiated_max_recv_data_segment_length_bounds_data_out() {
 /// RFC 7143 §11.10.2 and §11.11.2: a Text Response with F=0 and a TTT asks
 /// for an empty continuation request echoing the TTT; the text is
 /// delivered whole, even when a pair spans the two responses.
+/// UNH-IOL: FFP #18.3.2
 #[test]
 fn continued_text_response_is_requested_and_assembled() {
     let mut h = Harness::logged_in(config());
@@ -1140,6 +1195,7 @@ fn text_response_over_the_limit_is_a_protocol_error() {
 
 /// RFC 7143 §11.14 and §11.15: logout closes the session; the response
 /// ends the connection cleanly.
+/// UNH-IOL: FFP #17.1
 #[test]
 fn logout_closes_cleanly() {
     let mut h = Harness::logged_in(config());
@@ -1379,6 +1435,7 @@ fn a_short_binary_answer_then_silence_is_not_iscsi() {
 /// A peer that closes without a byte, or a partial Login Response, stays a
 /// connection failure; after a first Login Response, garbage is the
 /// protocol error it always was.
+/// UNH-IOL: Login #8.1
 #[test]
 fn iscsi_peers_keep_their_own_errors() {
     let mut h = Harness::new(config());
@@ -1412,6 +1469,32 @@ fn iscsi_peers_keep_their_own_errors() {
         }
         other => panic!("expected a protocol error, got {other:?}"),
     }
+}
+
+/// RFC 7143 §6.3 and §7.7: during login only Login Responses may come; any
+/// other PDU, even a well-formed one, ends the login with a protocol error
+/// instead of being taken for part of it.
+/// UNH-IOL: Login #8.1
+#[test]
+fn a_pdu_other_than_a_login_response_ends_the_login() {
+    let mut h = Harness::new(config());
+    h.sent();
+    let resp = h.login_response(
+        Stage::Security,
+        Stage::Operational,
+        0,
+        text(&[("AuthMethod", "None")]),
+    );
+    h.send(resp);
+    h.sent();
+    let nop = h.nop_in(Itt::RESERVED, Ttt(5));
+    h.send(nop);
+    let (error, _) = closed(&h.events());
+    assert!(matches!(error, Some(Error::Protocol { .. })), "{error:?}");
+    assert!(
+        h.sent().iter().all(|pdu| !matches!(pdu, Pdu::NopOut(_))),
+        "the ping was answered"
+    );
 }
 
 /// §13.12: login PDUs carry at most 8192 bytes of data. A first Login

@@ -463,9 +463,23 @@ impl Login {
         }
     }
 
+    /// The first of `keys` the target has sent already, if any: CHAP keys
+    /// ahead of their step in RFC 7143 §12.1.3 (a challenge before our
+    /// CHAP_A offer, the target's CHAP_N or CHAP_R before our challenge).
+    fn sent_early(&self, keys: &[&'static str]) -> Option<&'static str> {
+        keys.iter()
+            .copied()
+            .find(|key| self.negotiation.peer_declaration(key).is_some())
+    }
+
     fn security_response(&mut self, resp: &LoginResponse) -> Result<LoginStep, Error> {
         match std::mem::replace(&mut self.security, Security::Done) {
             Security::AuthMethodOffered => {
+                if let Some(key) = self.sent_early(&["CHAP_I", "CHAP_C", "CHAP_N", "CHAP_R"]) {
+                    return Err(
+                        self.auth_error(format!("the target sent {key} before we offered CHAP_A"))
+                    );
+                }
                 let method = self.agreed("AuthMethod");
                 match (method.as_deref(), self.config.chap.clone()) {
                     (Some("CHAP"), Some(chap)) => {
@@ -585,6 +599,11 @@ impl Login {
         let response = algorithm.response(identifier, &chap.initiator.secret, &challenge);
         self.offer("CHAP_N", &chap.initiator.username)?;
         self.offer("CHAP_R", &chap::to_hex_value(&response))?;
+        if let Some(key) = self.sent_early(&["CHAP_N", "CHAP_R"]) {
+            return Err(self.auth_error(format!(
+                "the target sent {key} with its challenge, before answering ours"
+            )));
+        }
         let ours = match &chap.target {
             Some(_) if !self.credentials_check => {
                 let ours = OurChallenge::generate(&mut self.rng);

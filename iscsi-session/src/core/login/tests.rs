@@ -271,6 +271,7 @@ fn answers(offers: &LoginRequest, overrides: &[(&str, &str)]) -> Vec<(String, St
 
 /// RFC 7143 §6.3.1 (first request), §6.3.3 (operational stage), §13.13
 /// (MaxBurstLength: Min), §13.10 (InitialR2T: Or), §13.12 (declarations).
+/// UNH-IOL: Login #1.1, Login #2.1, Login #3.1, Login #4.2, Login #5.1, Login #7.1, Login #10.1, Login #11.1, Login #13.2, Login #14.1, Login #15.1, Login #16.1, Login #16.3, Login #17.1, Login #18.1, Login #19.1, Login #20.1, Login #21.1, Login #22.1
 #[test]
 fn plain_login_offers_config_and_computes_outcome_from_both_sides() {
     let mut cfg = config();
@@ -355,6 +356,7 @@ fn plain_login_offers_config_and_computes_outcome_from_both_sides() {
 }
 
 /// RFC 7143 §12.1.3: one-way CHAP with MD5.
+/// UNH-IOL: Login #22.1, CHAP #1.1, CHAP #2.1
 #[test]
 fn one_way_chap_md5_answers_with_rfc1994_response() {
     let (mut x, first) = Exchange::start(one_way_chap());
@@ -421,6 +423,7 @@ fn chap_challenge_in_base64_is_accepted() {
 }
 
 /// RFC 7143 §12.1.3: challenges up to 1024 bytes.
+/// UNH-IOL: CHAP #3.1
 #[test]
 fn chap_challenge_of_1024_bytes_is_accepted() {
     let challenge: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
@@ -463,6 +466,7 @@ const INVALID_IDENTIFIERS: [&str; 3] = ["256", "-1", "0x100"];
 
 /// RFC 7143 §12.1.3: a challenge over 1024 bytes is refused (the login
 /// fails for good), in hex and in base64 alike.
+/// UNH-IOL: CHAP #3.3
 #[test]
 fn chap_challenge_of_1025_bytes_is_refused() {
     for challenge in oversized_challenges() {
@@ -476,6 +480,7 @@ fn chap_challenge_of_1025_bytes_is_refused() {
 }
 
 /// RFC 7143 §12.1.3: CHAP_I is one byte (0..=255).
+/// UNH-IOL: CHAP #2.2
 #[test]
 fn chap_identifier_out_of_range_is_refused() {
     for identifier in INVALID_IDENTIFIERS {
@@ -534,6 +539,7 @@ fn mutual_answer(config: SessionConfig) -> (Exchange, LoginRequest, u8, Vec<u8>)
 }
 
 /// RFC 7143 §12.1.3: mutual CHAP, the target proves itself.
+/// UNH-IOL: CHAP #2.5, CHAP #4.1
 #[test]
 fn mutual_chap_sends_our_challenge_and_accepts_the_right_answer() {
     let (mut x, answer, identifier, challenge) = mutual_answer(mutual_chap());
@@ -568,6 +574,7 @@ fn mutual_chap_sends_our_challenge_and_accepts_the_right_answer() {
 
 /// RFC 7143 §12.1.3: a target that cannot prove itself is refused, and the
 /// error never carries a secret.
+/// UNH-IOL: CHAP #4.8, CHAP #5.1
 #[test]
 fn mutual_chap_refuses_a_wrong_or_missing_target_answer() {
     /// The target's last security text, from our identifier and challenge.
@@ -634,6 +641,7 @@ fn mutual_chap_refuses_a_target_choosing_no_authentication() {
 
 /// RFC 7143 §12.1.3: a target replaying our own challenge (a reflection
 /// attack) is refused before we answer it.
+/// UNH-IOL: CHAP #3.7
 #[test]
 fn mutual_chap_refuses_a_reflected_challenge() {
     // The login draws its challenge from the same seeded generator.
@@ -670,6 +678,7 @@ fn algorithms_offered(cfg: SessionConfig) -> (Exchange, LoginRequest) {
 
 /// RFC 7143 §12.1.3 and RFC 1994: CHAP_A lists our algorithms in preference
 /// order; SHA-256 chosen gives a 32-byte SHA-256 response.
+/// UNH-IOL: CHAP #1.1, Login #7.2
 #[test]
 fn chap_algorithms_are_offered_in_order_and_sha256_is_used_when_picked() {
     let all = vec![
@@ -716,6 +725,7 @@ fn chap_algorithms_are_offered_in_order_and_sha256_is_used_when_picked() {
 
 /// RFC 7143 §12.1.3: a target without any of our algorithms answers
 /// CHAP_A=Reject, or (some targets) fails the login right away.
+/// UNH-IOL: CHAP #1.2.1
 #[test]
 fn chap_algorithm_refusal_is_reported_as_such() {
     let all = || {
@@ -919,6 +929,7 @@ fn a_credentials_check_stops_at_the_verdict_on_our_response() {
 
 /// RFC 7143 §11.13.5 (0101 moved temporarily, 0102 moved permanently) and
 /// §13.8 (TargetAddress with an IPv6 literal and a portal group tag).
+/// UNH-IOL: Login #23.1
 #[test]
 fn redirects_name_the_new_portal_and_their_permanence() {
     for (status, permanent) in [
@@ -1035,6 +1046,7 @@ fn our_text_over_one_segment_is_sent_in_pieces() {
 
 /// RFC 7143 §6.3.3: a target may stay in the operational stage (T=0) and
 /// offer keys of its own; we answer and ask again to move on.
+/// UNH-IOL: Login #3.2
 #[test]
 fn target_offer_in_the_operational_stage_is_answered() {
     let (mut x, offers) = Exchange::through_security(config());
@@ -1097,6 +1109,7 @@ fn required_header_digest_refused_is_a_negotiation_error() {
 
 /// RFC 7143 §13.1: each preference is offered as configured, most preferred
 /// first, for both digests and in discovery sessions too.
+/// UNH-IOL: Login #7.2, Login #9.1, Login #21.1
 #[test]
 fn digest_preferences_are_offered_as_lists() {
     for (pref, offer) in [
@@ -1130,6 +1143,7 @@ fn digest_preferences_are_offered_as_lists() {
 
 /// RFC 7143 §13.1: with the default None,CRC32C offer a target that
 /// requires digests picks CRC32C, and one that does not care picks None.
+/// UNH-IOL: Login #9.2
 #[test]
 fn default_digest_offer_lets_the_target_choose() {
     for (header, data) in [("CRC32C", "CRC32C"), ("None", "None"), ("CRC32C", "None")] {
@@ -1237,6 +1251,7 @@ fn out_of_list_digest_answers_fail_the_login() {
 /// The same rule for the other keys that matter: a refused InitialR2T=No
 /// leaves the target free to wait for unsolicited data we would not send; a
 /// MaxBurstLength outside the key's range or above our offer is illegal.
+/// UNH-IOL: Login #20.1
 #[test]
 fn refusals_of_other_keys_that_matter_fail_the_login() {
     for (key, answer, says) in [
@@ -1318,6 +1333,7 @@ fn refusals_that_leave_no_doubt_are_accepted() {
 }
 
 /// RFC 7143 §11.13.4: the final response carries the TSIH the target chose.
+/// UNH-IOL: Login #2.2
 #[test]
 fn final_response_without_tsih_is_refused() {
     let (mut x, offers) = Exchange::through_security(config());
@@ -1421,5 +1437,427 @@ proptest! {
             }
         }
         prop_assert!(accepted <= MAX_LOGIN_EXCHANGES);
+    }
+}
+
+// ---- UNH-IOL initiator plans: login and CHAP items not covered above ----
+
+/// RFC 7143 §11.12 and §4.2.2.2: ExpStatSN acknowledges the StatSN of
+/// each Login Response, also when the target starts numbering at 0.
+/// UNH-IOL: Login #4.1, Login #5.1
+#[test]
+fn login_responses_numbered_from_zero_are_acknowledged() {
+    let (mut x, _) = Exchange::start(config());
+    x.target.stat_sn = 0;
+    let resp = x.target.says(
+        Stage::Security,
+        Some(Stage::Operational),
+        &[("AuthMethod", "None")],
+    );
+    let offers = sent(x.feed(resp));
+    assert_eq!(offers.exp_stat_sn, 1, "acknowledges StatSN 0");
+    let last = x.target.finishes(5, &answers(&offers, &[]));
+    assert_eq!(last.stat_sn, 1);
+    assert_eq!(done(x.feed(last)).exp_stat_sn, 2);
+}
+
+/// RFC 7143 §6.2: a key is negotiated once per login. A target answering
+/// ImmediateData again in a later response, or twice in one, is refused.
+/// UNH-IOL: Login #6.2, Login #6.3
+#[test]
+fn a_key_answered_twice_fails_the_login() {
+    let (mut x, offers) = Exchange::through_security(config());
+    let resp = x
+        .target
+        .says(Stage::Operational, None, &answers(&offers, &[]));
+    let again = sent(x.feed(resp));
+    assert!(again.transit, "we ask to move on");
+    let resp = x.target.finishes(3, &[("ImmediateData", "Yes")]);
+    let err = failed(x.feed(resp));
+    assert!(err.is_permanent_login_failure(), "{err:?}");
+    assert!(err.to_string().contains("ImmediateData"), "{err}");
+
+    let (mut x, offers) = Exchange::through_security(config());
+    let mut twice = answers(&offers, &[]);
+    twice.push(("ImmediateData".into(), "Yes".into()));
+    let resp = x.target.finishes(3, &twice);
+    let err = failed(x.feed(resp));
+    assert!(err.to_string().contains("ImmediateData"), "{err}");
+}
+
+/// RFC 7143 §12.1 and §6.2.1: the target must choose an AuthMethod from
+/// our list; any other choice ends the login.
+/// UNH-IOL: Login #7.3, Login #22.1
+#[test]
+fn an_auth_method_we_did_not_offer_fails_the_login() {
+    for (cfg, chosen) in [
+        (one_way_chap(), "SRP"),
+        (one_way_chap(), "KRB5"),
+        (config(), "CHAP"),
+    ] {
+        let (mut x, first) = Exchange::start(cfg);
+        let offered = value(&first, "AuthMethod").expect("AuthMethod offered");
+        assert!(!offered.split(',').any(|m| m == chosen));
+        let resp = x.target.says(
+            Stage::Security,
+            Some(Stage::Operational),
+            &[("AuthMethod", chosen)],
+        );
+        let err = failed(x.feed(resp));
+        assert!(err.is_permanent_login_failure(), "{chosen}: {err:?}");
+    }
+}
+
+/// RFC 7143 §6.2.2, §13.11 and §13.14: an answer outside what the key
+/// allows is refused: a Boolean that is not exactly Yes or No (the values
+/// are case-sensitive), a FirstBurstLength above our offer (its result is
+/// the minimum).
+/// UNH-IOL: Login #7.4, Login #7.5, Login #13.3
+#[test]
+fn illegal_boolean_and_numeric_answers_fail_the_login() {
+    for (key, answer) in [
+        ("ImmediateData", "Maybe"),
+        ("ImmediateData", "yes"),
+        ("InitialR2T", "1"),
+        ("FirstBurstLength", "16777215"),
+    ] {
+        let err = refused_with(config(), &[(key, answer)]);
+        let msg = negotiation_message(&err);
+        assert!(msg.contains(key), "{key}={answer}: {msg}");
+        assert!(err.is_permanent_login_failure(), "{key}={answer}: {err:?}");
+    }
+}
+
+/// RFC 7143 obsoletes the marker keys of RFC 3720: offered by a target,
+/// they are never agreed to.
+/// UNH-IOL: Login #12.1
+#[test]
+fn marker_keys_offered_by_the_target_are_not_agreed() {
+    let (mut x, offers) = Exchange::through_security(config());
+    let mut target_text = answers(&offers, &[]);
+    target_text.push(("OFMarker".into(), "Yes".into()));
+    target_text.push(("IFMarker".into(), "Yes".into()));
+    let resp = x.target.says(Stage::Operational, None, &target_text);
+    let reply = sent(x.feed(resp));
+    for key in ["OFMarker", "IFMarker"] {
+        let answer = find(&pairs(&reply), key).map(str::to_owned);
+        assert!(
+            matches!(answer.as_deref(), Some("No" | "Reject" | "NotUnderstood")),
+            "{key}: {answer:?}"
+        );
+    }
+    let last = x.target.finishes::<&str, &str>(3, &[]);
+    assert_eq!(done(x.feed(last)).tsih, 3);
+}
+
+/// RFC 7143 §12.1.3: CHAP_A is a number from our list; a name is refused.
+/// UNH-IOL: CHAP #1.2.2
+#[test]
+fn a_chap_algorithm_that_is_not_a_number_is_refused() {
+    for algorithm in ["MD5", "five", ""] {
+        let (_, step) = Exchange::challenged(
+            one_way_chap(),
+            &[
+                ("CHAP_A", algorithm),
+                ("CHAP_I", "1"),
+                ("CHAP_C", "0x0102030405060708"),
+            ],
+        );
+        let err = failed(step);
+        assert!(err.is_permanent_login_failure(), "{algorithm:?}: {err:?}");
+    }
+}
+
+/// RFC 7143 §12.1.3: CHAP_A, CHAP_I and CHAP_C come together in the
+/// target's answer to our CHAP_A offer. A challenge without the algorithm,
+/// or CHAP_I or CHAP_C missing from it, is refused rather than answered.
+/// UNH-IOL: CHAP #1.3, CHAP #2.3, CHAP #3.5
+#[test]
+fn chap_keys_missing_from_the_challenge_fail_the_login() {
+    let cases: [&[(&str, &str)]; 3] = [
+        &[("CHAP_I", "1"), ("CHAP_C", "0x0102030405060708")],
+        &[("CHAP_A", "5"), ("CHAP_C", "0x0102030405060708")],
+        &[("CHAP_A", "5"), ("CHAP_I", "1")],
+    ];
+    for challenge in cases {
+        let (_, step) = Exchange::challenged(one_way_chap(), challenge);
+        let err = failed(step);
+        assert!(
+            matches!(
+                err,
+                Error::Authentication { .. } | Error::ChapAlgorithmRejected { .. }
+            ),
+            "{challenge:?}: {err:?}"
+        );
+    }
+}
+
+/// RFC 7143 §12.1.3: CHAP keys sent ahead of their step (the challenge in
+/// the response that picks AuthMethod, before we offered CHAP_A) are not
+/// answered: the login ends there, naming the key.
+/// UNH-IOL: CHAP #1.3, CHAP #2.3, CHAP #3.5
+#[test]
+fn a_challenge_ahead_of_our_algorithm_offer_fails_the_login() {
+    for (early, key) in [
+        (&[("CHAP_I", "1")][..], "CHAP_I"),
+        (&[("CHAP_C", "0x0102030405060708")][..], "CHAP_C"),
+        (
+            &[
+                ("CHAP_A", "5"),
+                ("CHAP_I", "1"),
+                ("CHAP_C", "0x0102030405060708"),
+            ][..],
+            "CHAP_I",
+        ),
+    ] {
+        let (mut x, _) = Exchange::start(one_way_chap());
+        let mut text = vec![("AuthMethod", "CHAP")];
+        text.extend_from_slice(early);
+        let resp = x.target.says(Stage::Security, None, &text);
+        let err = failed(x.feed(resp));
+        assert!(
+            matches!(err, Error::Authentication { .. }),
+            "{early:?}: {err:?}"
+        );
+        assert!(err.to_string().contains(key), "{early:?}: {err}");
+    }
+}
+
+/// RFC 7143 §12.1.3: a one-byte challenge is answered; an empty one is
+/// refused (there is nothing to prove knowledge of the secret against).
+/// UNH-IOL: CHAP #3.2, CHAP #3.4
+#[test]
+fn small_chap_challenges_are_answered_and_empty_ones_refused() {
+    let (_, step) = Exchange::challenged(
+        one_way_chap(),
+        &[("CHAP_A", "5"), ("CHAP_I", "4"), ("CHAP_C", "0x2a")],
+    );
+    let answer = sent(step);
+    assert_eq!(
+        unhex(&value(&answer, "CHAP_R").expect("CHAP_R sent")),
+        chap_response::<md5::Md5>(4, SECRET, &[0x2a])
+    );
+    for empty in ["", "0x", "0b"] {
+        let err = refused_challenge("4", empty);
+        assert!(err.is_permanent_login_failure(), "{empty:?}: {err:?}");
+    }
+}
+
+/// RFC 7143 §12.1.3 and RFC 1994 §4.1: each answer is computed from that
+/// login's identifier and challenge. A target repeating them, on logins
+/// one after the other or interleaved, gets the same right answer each
+/// time (the plan marks detecting the repeat informative; we do not keep
+/// the target's past challenges); other values give other answers.
+/// UNH-IOL: CHAP #2.4, CHAP #2.6, CHAP #3.6.1, CHAP #3.6.2
+#[test]
+fn chap_answers_follow_each_logins_identifier_and_challenge() {
+    let challenge: Vec<u8> = (0u8..16).collect();
+    let other: Vec<u8> = (100u8..116).collect();
+    let answer = |identifier: u8, challenge: &[u8]| {
+        let (_, step) = Exchange::challenged(
+            one_way_chap(),
+            &[
+                ("CHAP_A", "5"),
+                ("CHAP_I", &identifier.to_string()),
+                ("CHAP_C", &hex(challenge)),
+            ],
+        );
+        unhex(&value(&sent(step), "CHAP_R").expect("CHAP_R sent"))
+    };
+    let first = answer(8, &challenge);
+    assert_eq!(first, chap_response::<md5::Md5>(8, SECRET, &challenge));
+    assert_eq!(answer(8, &challenge), first, "the same challenge again");
+    assert_eq!(
+        answer(9, &challenge),
+        chap_response::<md5::Md5>(9, SECRET, &challenge)
+    );
+    assert_ne!(answer(9, &challenge), first);
+    assert_eq!(
+        answer(8, &other),
+        chap_response::<md5::Md5>(8, SECRET, &other)
+    );
+
+    // Two logins in parallel, challenged alike.
+    let (mut a, _) = Exchange::start(one_way_chap());
+    let (mut b, _) = Exchange::start(one_way_chap());
+    for x in [&mut a, &mut b] {
+        let resp = x
+            .target
+            .says(Stage::Security, None, &[("AuthMethod", "CHAP")]);
+        sent(x.feed(resp));
+    }
+    for x in [&mut a, &mut b] {
+        let resp = x.target.says(
+            Stage::Security,
+            None,
+            &[
+                ("CHAP_A", "5"),
+                ("CHAP_I", "8"),
+                ("CHAP_C", &hex(&challenge)),
+            ],
+        );
+        let r = unhex(&value(&sent(x.feed(resp)), "CHAP_R").expect("CHAP_R sent"));
+        assert_eq!(r, first);
+    }
+}
+
+/// Mutual CHAP with the target known as `target_user`, up to our answer.
+fn mutual_as(target_user: &str) -> (Exchange, u8, Vec<u8>) {
+    let cfg = SessionConfig {
+        chap: Some(ChapConfig::mutual(
+            ChapCredentials::new(USER, SECRET),
+            ChapCredentials::new(target_user, TARGET_SECRET),
+        )),
+        ..config()
+    };
+    let (x, _, identifier, challenge) = mutual_answer(cfg);
+    (x, identifier, challenge)
+}
+
+/// The target's proof for mutual CHAP, naming itself `name`.
+fn target_proof(
+    x: &mut Exchange,
+    identifier: u8,
+    challenge: &[u8],
+    name: &str,
+) -> Result<LoginStep, Error> {
+    let proof = hex(&chap_response::<md5::Md5>(
+        identifier,
+        TARGET_SECRET,
+        challenge,
+    ));
+    let resp = x.target.says(
+        Stage::Security,
+        Some(Stage::Operational),
+        &[("CHAP_N", name), ("CHAP_R", proof.as_str())],
+    );
+    x.feed(resp)
+}
+
+/// RFC 7143 §12.1.3 and §6.1: the target's CHAP_N is a text value of up
+/// to 255 bytes; one byte and 255 bytes are accepted when they are the
+/// configured name, longer ones are refused, and so is a target that
+/// names itself with our own name instead of its own.
+/// UNH-IOL: CHAP #4.2, CHAP #4.3, CHAP #4.4, CHAP #4.6
+#[test]
+fn target_chap_names_are_checked_whole() {
+    for name in ["t".to_owned(), "t".repeat(255)] {
+        let (mut x, identifier, challenge) = mutual_as(&name);
+        let offers = sent(target_proof(&mut x, identifier, &challenge, &name));
+        assert_eq!(offers.csg, Stage::Operational, "{} bytes", name.len());
+    }
+    // Over the limit even when it is the configured name.
+    let long = "t".repeat(256);
+    let (mut x, identifier, challenge) = mutual_as(&long);
+    let err = failed(target_proof(&mut x, identifier, &challenge, &long));
+    assert!(err.is_permanent_login_failure(), "{err:?}");
+    let (mut x, identifier, challenge) = mutual_as(TARGET_USER);
+    let err = failed(target_proof(&mut x, identifier, &challenge, USER));
+    assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+}
+
+/// RFC 7143 §12.1.3: nothing forbids the two sides one CHAP name (the
+/// secrets must differ): a target authenticating as our own user name,
+/// configured so, is accepted.
+/// UNH-IOL: CHAP #4.7
+#[test]
+fn the_same_chap_name_on_both_sides_is_accepted() {
+    let (mut x, identifier, challenge) = mutual_as(USER);
+    let offers = sent(target_proof(&mut x, identifier, &challenge, USER));
+    assert_eq!(offers.csg, Stage::Operational);
+}
+
+/// RFC 7143 §12.1.3: the target's CHAP_N and CHAP_R answer our challenge;
+/// sent with the target's own challenge, before ours exists, they are
+/// refused instead of answered.
+/// UNH-IOL: CHAP #4.5
+#[test]
+fn a_target_chap_name_ahead_of_our_challenge_fails_the_login() {
+    for key in ["CHAP_N", "CHAP_R"] {
+        let early = if key == "CHAP_N" {
+            TARGET_USER
+        } else {
+            "0x00112233"
+        };
+        let (_, step) = Exchange::challenged(
+            mutual_chap(),
+            &[
+                ("CHAP_A", "5"),
+                ("CHAP_I", "9"),
+                ("CHAP_C", MUTUAL_TARGET_CHALLENGE),
+                (key, early),
+            ],
+        );
+        let err = failed(step);
+        assert!(
+            matches!(err, Error::Authentication { .. }),
+            "{key}: {err:?}"
+        );
+        assert!(err.to_string().contains(key), "{err}");
+    }
+}
+
+/// RFC 7143 §12.1.3 and RFC 1994 §4.1: the target's CHAP_R is exactly
+/// the hash: the right answer with a byte more, or a byte less, is wrong.
+/// UNH-IOL: CHAP #5.2, CHAP #5.3
+#[test]
+fn target_chap_responses_of_the_wrong_length_are_refused() {
+    let changes: [fn(&mut Vec<u8>); 2] = [
+        |r| r.push(0),
+        |r| {
+            r.pop();
+        },
+    ];
+    for change in changes {
+        let (mut x, _, identifier, challenge) = mutual_answer(mutual_chap());
+        let mut proof = chap_response::<md5::Md5>(identifier, TARGET_SECRET, &challenge);
+        change(&mut proof);
+        let resp = x.target.says(
+            Stage::Security,
+            Some(Stage::Operational),
+            &[("CHAP_N", TARGET_USER), ("CHAP_R", hex(&proof).as_str())],
+        );
+        let err = failed(x.feed(resp));
+        assert!(matches!(err, Error::Authentication { .. }), "{err:?}");
+    }
+}
+
+/// RFC 7143 §13.6 and §13.9: the target's own declarations in the login,
+/// TargetAlias and TargetPortalGroupTag, are taken without an answer (they
+/// are declarative) and the login goes on; values outside what the keys
+/// allow (an alias over 255 bytes, a tag over 65535) end it. TargetAddress,
+/// the third "Target..." key a target sends, is in the redirect test above.
+/// UNH-IOL: Login #23.1
+#[test]
+fn target_declarations_are_taken_and_checked() {
+    let (mut x, _) = Exchange::start(config());
+    let resp = x.target.says(
+        Stage::Security,
+        Some(Stage::Operational),
+        &[
+            ("AuthMethod", "None"),
+            ("TargetAlias", "disk one"),
+            ("TargetPortalGroupTag", "7"),
+        ],
+    );
+    let offers = sent(x.feed(resp));
+    for key in ["TargetAlias", "TargetPortalGroupTag"] {
+        assert!(value(&offers, key).is_none(), "{key} answered");
+    }
+    let last = x.target.finishes(2, &answers(&offers, &[]));
+    assert_eq!(done(x.feed(last)).tsih, 2);
+
+    for (key, bad) in [
+        ("TargetAlias", "a".repeat(256)),
+        ("TargetPortalGroupTag", "65536".to_owned()),
+    ] {
+        let (mut x, _) = Exchange::start(config());
+        let resp = x.target.says(
+            Stage::Security,
+            Some(Stage::Operational),
+            &[("AuthMethod", "None"), (key, bad.as_str())],
+        );
+        let err = failed(x.feed(resp));
+        assert!(err.is_permanent_login_failure(), "{key}: {err:?}");
     }
 }
