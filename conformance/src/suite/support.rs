@@ -64,3 +64,64 @@ where
          in each of {LOGOUT_ATTEMPTS} sessions"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::error::ProbeError;
+    use crate::outcome::Outcome;
+
+    fn dropped() -> ProbeError {
+        ProbeError::Closed {
+            portal: "127.0.0.1:3260".into(),
+            what: "a Logout Response".into(),
+        }
+    }
+
+    /// Attempts that drop the connection `drops` times, then pass.
+    async fn run(drops: usize) -> (TestResult, usize) {
+        let calls = AtomicUsize::new(0);
+        let result = retry_dropped_logout("the Logout Request", || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { if n < drops { Err(dropped()) } else { pass() } }
+        })
+        .await;
+        (result, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_drop_is_retried_on_a_fresh_attempt() {
+        let (result, calls) = run(LOGOUT_ATTEMPTS - 1).await;
+        assert_eq!(result.unwrap(), Outcome::Pass);
+        assert_eq!(calls, LOGOUT_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn a_drop_on_every_attempt_fails() {
+        let (result, calls) = run(LOGOUT_ATTEMPTS).await;
+        assert!(
+            matches!(result.unwrap(), Outcome::Fail(r) if r.contains("dropped the connection"))
+        );
+        assert_eq!(calls, LOGOUT_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let calls = AtomicUsize::new(0);
+        let result = retry_dropped_logout("the Logout Request", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                Err(ProbeError::Precondition {
+                    portal: "p".into(),
+                    what: "w".into(),
+                    reason: "r".into(),
+                })
+            }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}
