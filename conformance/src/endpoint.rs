@@ -113,10 +113,19 @@ pub struct SuiteConfig {
     /// How many tests run at once (tests marked exclusive always run alone,
     /// after the others). 1 runs everything in catalogue order.
     pub jobs: usize,
+    /// A target configured to send NOP-In pings (a short NOP interval);
+    /// without it the ping tests wait for pings on the LU under test.
+    pub pinging: Option<Endpoint>,
+    /// How long the ping tests wait for one target-sent NOP-In.
+    pub nop_in_wait: Duration,
+    /// A target configured to redirect every login (the redirect tests
+    /// skip without it).
+    pub redirected: Option<Endpoint>,
 }
 
 impl SuiteConfig {
-    /// Defaults: 5 s per PDU, 300 ms of silence, 30 s per test, no dataloss.
+    /// Defaults: 5 s per PDU, 300 ms of silence, 30 s per test, no dataloss,
+    /// 5 s of waiting for a target's ping.
     pub fn new(primary: Endpoint, initiator_name: impl Into<String>) -> SuiteConfig {
         SuiteConfig {
             primary,
@@ -128,6 +137,9 @@ impl SuiteConfig {
             test_timeout: Duration::from_secs(30),
             excluded: Vec::new(),
             jobs: 1,
+            pinging: None,
+            nop_in_wait: Duration::from_secs(5),
+            redirected: None,
         }
     }
 }

@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    let unbounded = TextLimits { max_bytes: usize::MAX, ..TextLimits::DEFAULT };
+    let unbounded = TextLimits {
+        max_bytes: usize::MAX,
+        ..TextLimits::DEFAULT
+    };
     let whole = parse_pairs(text, unbounded);
     if let Ok(pairs) = &whole {
         let encoded = encode_pairs(pairs).expect("parsed pairs re-encode");
@@ -65,7 +68,10 @@ fuzz_target!(|data: &[u8]| {
         segments.push(text);
     }
 
-    let mut assembler = TextAssembler::new(TextLimits { max_bytes: limit, ..TextLimits::DEFAULT });
+    let mut assembler = TextAssembler::new(TextLimits {
+        max_bytes: limit,
+        ..TextLimits::DEFAULT
+    });
     let mut outcome = None;
     for (i, segment) in segments.iter().enumerate() {
         let continues = i + 1 < segments.len();

@@ -40,6 +40,10 @@ pub enum Decoded {
 #[error("not an NBD request: magic {0:#010x}")]
 pub struct BadMagic(pub u32);
 
+/// The most a WRITE's payload makes the decoder reserve beyond what is
+/// buffered when little of it has arrived.
+const RESERVE_STEP: usize = 1 << 20;
+
 /// Splits requests off a receive buffer.
 #[derive(Debug)]
 pub struct RequestDecoder {
@@ -63,7 +67,8 @@ impl RequestDecoder {
     }
 
     /// The next request in `buf`, or `Ok(None)` when more bytes are needed
-    /// (room for the rest of a payload is then reserved in `buf`).
+    /// (room for more of a payload is then reserved in `buf`: up to as much
+    /// as is buffered, at least 1 MiB, never more than the payload needs).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, BadMagic> {
         if self.skipping > 0 {
             let n = self.skipping.min(buf.len() as u64);
@@ -105,7 +110,13 @@ impl RequestDecoder {
         }
         let whole = REQUEST_LEN + payload;
         if buf.len() < whole {
-            buf.reserve(whole - buf.len());
+            // Room for the rest of the payload, but at most as much again as
+            // is buffered (or RESERVE_STEP): a 28-byte header claiming 32 MiB
+            // must not commit 32 MiB before a byte of it arrives (found by the
+            // nbd_requests fuzz target). Growing by doubling keeps the copies
+            // of a large payload linear, as one up-front reserve did.
+            let missing = whole - buf.len();
+            buf.reserve(missing.min(buf.len().max(RESERVE_STEP)));
             return Ok(None);
         }
         buf.advance(REQUEST_LEN);
@@ -173,6 +184,34 @@ mod tests {
         assert!(matches!(&got[0], Decoded::Oversized(r) if r.handle == 1));
         assert!(matches!(&got[1], Decoded::Request(r) if r.handle == 2));
         assert_eq!(got.len(), 2);
+    }
+
+    /// Found by the nbd_requests fuzz target: a WRITE header claiming a
+    /// large payload reserved all of it before any arrived.
+    #[test]
+    fn a_claimed_payload_is_not_reserved_before_it_arrives() {
+        let mut decoder = RequestDecoder::new(32 << 20);
+        let mut buf = BytesMut::from(&header(CMD_WRITE, 1, 0, 32 << 20)[..]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert!(buf.capacity() <= 2 * RESERVE_STEP, "{}", buf.capacity());
+        // As the payload arrives the room grows, and it still comes out whole.
+        let chunk = vec![0x5a; 1 << 20];
+        let mut got = None;
+        for _ in 0..32 {
+            assert!(got.is_none());
+            buf.extend_from_slice(&chunk);
+            got = decoder.decode(&mut buf).unwrap();
+            // Proportional to what arrived (`BytesMut` itself doubles).
+            assert!(
+                buf.capacity() <= 4 * buf.len().max(RESERVE_STEP),
+                "{}",
+                buf.capacity()
+            );
+        }
+        match got {
+            Some(Decoded::Request(r)) => assert_eq!(r.data.len(), 32 << 20),
+            other => panic!("expected the write, got {other:?}"),
+        }
     }
 
     #[test]

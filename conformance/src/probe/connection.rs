@@ -242,7 +242,10 @@ impl Probe {
 
     /// Keeps the sequence numbers the probe sends in step with the target.
     fn observe(&mut self, pdu: &Pdu) {
-        if let Some(sn) = pdu.status_sn() {
+        // A target's ping carries the next StatSN without taking it
+        // (RFC 7143 §11.19.2): ExpStatSN stays where it is.
+        let ping = matches!(pdu, Pdu::NopIn(nop) if nop.itt.is_reserved());
+        if let Some(sn) = pdu.status_sn().filter(|_| !ping) {
             self.exp_stat_sn = sn.wrapping_add(1);
         }
         if let Some(window) = pdu.command_window() {

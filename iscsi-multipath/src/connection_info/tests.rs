@@ -402,6 +402,29 @@ fn lun_out_of_range() {
 }
 
 #[test]
+fn a_float_lun_is_read_and_quoted_exactly() {
+    // Found by the connection_info fuzz target: serde_json's default float
+    // parser reads this text 1 ULP off, so the error quoted another number
+    // than the one given, and from_value on the document disagreed with
+    // parse on its text.
+    let text = "1.1631898716904038e-28";
+    let given: f64 = text.parse().unwrap();
+    let doc =
+        format!(r#"{{"target_portal":"10.0.0.1:3260","target_iqn":"iqn.x","target_lun":{text}}}"#);
+    let e = ConnectionInfo::parse(&doc).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("target_lun is {text}: a LUN must be a whole number")
+    );
+    let value = with(
+        json!({"target_portal": "10.0.0.1:3260", "target_iqn": "iqn.x"}),
+        "target_lun",
+        json!(given),
+    );
+    assert_eq!(ConnectionInfo::from_value(&value), Err(e));
+}
+
+#[test]
 fn negative_fractional_and_non_numeric_luns() {
     let cases = [
         (json!(-1), "target_lun is -1: a LUN cannot be negative"),

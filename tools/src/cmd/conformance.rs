@@ -56,6 +56,17 @@ pub struct ConformanceArgs {
     /// Seconds of silence that mean "the target sends nothing".
     #[arg(long, default_value_t = 0.3, value_name = "SECONDS")]
     pub quiet: f64,
+    /// A target configured to send NOP-In pings often (the ff.nop_in tests;
+    /// without it they wait for pings on the LU under test).
+    #[arg(long, value_name = "URL")]
+    pub ping_url: Option<String>,
+    /// Seconds the ff.nop_in tests wait for one ping from the target.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub nop_in_wait: f64,
+    /// A target configured to redirect its logins (the login.redirect
+    /// tests; skipped without it).
+    #[arg(long, value_name = "URL")]
+    pub redirect_url: Option<String>,
     #[command(flatten)]
     pub auth: AuthArgs,
 }
@@ -133,7 +144,17 @@ pub async fn run(ctx: &Context, args: ConformanceArgs) -> Result<()> {
     config.jobs = usize::from(args.jobs);
     config.pdu_timeout = seconds("pdu-timeout", args.pdu_timeout)?;
     config.quiet_period = seconds("quiet", args.quiet)?;
-    config.test_timeout = (config.pdu_timeout * 6).max(Duration::from_secs(10));
+    config.nop_in_wait = seconds("nop-in-wait", args.nop_in_wait)?;
+    if let Some(u) = &args.ping_url {
+        config.pinging = Some(endpoint(u, &args)?);
+    }
+    if let Some(u) = &args.redirect_url {
+        config.redirected = Some(endpoint(u, &args)?);
+    }
+    // The ping tests wait for up to three pings, then answer one of theirs.
+    config.test_timeout = (config.pdu_timeout * 6)
+        .max(Duration::from_secs(10))
+        .max(config.nop_in_wait * 4 + config.pdu_timeout);
     let expectations = match &args.expected {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| CliError::File {

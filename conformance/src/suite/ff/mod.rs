@@ -5,6 +5,7 @@ mod cmdsn;
 mod data;
 mod logout;
 mod nop;
+mod nop_in;
 mod r2t;
 mod reject;
 mod residual;
@@ -20,6 +21,7 @@ use crate::registry::TestCase;
 /// Every full feature phase test.
 pub fn tests() -> Vec<TestCase> {
     let mut out = nop::tests();
+    out.extend(nop_in::tests());
     out.extend(cmdsn::tests());
     out.extend(data::tests());
     out.extend(r2t::tests());

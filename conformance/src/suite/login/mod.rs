@@ -4,7 +4,9 @@
 mod basic;
 mod chap;
 mod discovery;
+mod discovery_chap;
 mod keys;
+mod redirect;
 mod session;
 
 use crate::registry::TestCase;
@@ -15,6 +17,8 @@ pub fn tests() -> Vec<TestCase> {
     out.extend(keys::tests());
     out.extend(session::tests());
     out.extend(discovery::tests());
+    out.extend(discovery_chap::tests());
     out.extend(chap::tests());
+    out.extend(redirect::tests());
     out
 }

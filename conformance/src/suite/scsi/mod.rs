@@ -5,6 +5,7 @@ mod alloc;
 pub(crate) mod inquiry;
 mod lba;
 mod misc;
+mod provisioning;
 pub(crate) mod reservations;
 
 use bytes::Bytes;
@@ -22,6 +23,7 @@ pub fn tests() -> Vec<TestCase> {
     out.extend(misc::tests());
     out.extend(lba::tests());
     out.extend(alloc::tests());
+    out.extend(provisioning::tests());
     out.extend(reservations::tests());
     out
 }

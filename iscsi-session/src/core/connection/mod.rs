@@ -863,13 +863,21 @@ impl<U> Connection<U> {
                 self.tasks.remove(itt);
                 self.task_management_failed(function, lun, referenced, "timed out", now);
             }
-            TaskKind::Text { .. } => {
+            TaskKind::Text { purpose, .. } => {
+                let purpose = *purpose;
                 self.tasks.remove(itt);
                 let after = self.config.timeouts.command;
-                self.events.push_back(ConnectionEvent::TextComplete {
-                    itt,
-                    result: Err(TaskFailure::Timeout(after)),
-                });
+                // Only the caller's own exchanges are the caller's to hear
+                // about; an unanswered renegotiation leaves the limits as
+                // they were (close_with does the same).
+                if purpose == TextPurpose::User {
+                    self.events.push_back(ConnectionEvent::TextComplete {
+                        itt,
+                        result: Err(TaskFailure::Timeout(after)),
+                    });
+                } else {
+                    warn!(%itt, ?after, "renegotiation went unanswered");
+                }
             }
             TaskKind::Ping | TaskKind::Logout => {}
         }

@@ -1717,6 +1717,24 @@ fn renegotiation_requests_do_not_pile_up() {
     assert_eq!(texts, 1);
 }
 
+/// Found by the session_after_login fuzz target: a renegotiation the
+/// target never answers times out quietly; the caller, who asked for no
+/// text, gets no TextComplete for it.
+#[test]
+fn unanswered_renegotiation_is_not_the_callers_text() {
+    let mut h = Harness::logged_in(config());
+    let msg = h.async_message(AsyncEvent::RenegotiateParameters, 0);
+    h.send(msg);
+    assert!(matches!(h.sent().as_slice(), [Pdu::TextRequest(_)]));
+    h.advance(Duration::from_secs(31));
+    assert!(h.events().is_empty(), "a renegotiation timeout surfaced");
+    assert_eq!(h.conn.state(), ConnectionState::FullFeature);
+    // The exchange is over: the next request is answered again.
+    let msg = h.async_message(AsyncEvent::RenegotiateParameters, 0);
+    h.send(msg);
+    assert!(matches!(h.sent().as_slice(), [Pdu::TextRequest(_)]));
+}
+
 /// A GOOD status must come with every byte the residual promises.
 #[test]
 fn good_status_with_missing_data_is_refused() {
