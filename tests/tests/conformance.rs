@@ -66,6 +66,8 @@ struct Plan<'a> {
     /// `-t` selections; empty for the whole suite.
     selected: &'a [&'a str],
     jobs: &'a str,
+    /// The whole `riscsi conformance` run.
+    timeout: Duration,
 }
 
 fn run_suite(url: &str, url2: &str, expected: &Path, dir: &Path, plan: &Plan) {
@@ -108,7 +110,7 @@ fn run_suite_with(
         command = command.args(["-t", pattern]);
     }
     command = command.args(extra.iter().map(String::as_str));
-    let output = command.run(RUN_TIMEOUT).unwrap();
+    let output = command.run(plan.timeout).unwrap();
     assert!(
         output.status.success(),
         "riscsi conformance differs from {}:\n{}\n{}",
@@ -216,6 +218,7 @@ fn tgtd_matches_its_expected_results() {
         ],
         selected: &[],
         jobs: "4",
+        timeout: RUN_TIMEOUT,
     };
     let extra = [
         "--ping-url".into(),
@@ -248,23 +251,99 @@ fn istgt_matches_its_expected_results() {
     let lun = istgt.first_lun().number;
     let url = istgt.libiscsi_url(istgt.portals()[0], lun);
     let url2 = istgt.libiscsi_url(istgt.portals()[1], lun);
-    // istgt 0.4 accepts one connection at a time and spends a second in
-    // every normal-session login (measured here), so the whole suite takes
-    // about eight minutes: CI runs these groups, the rest is for a manual run.
-    // Not ff.logout: istgt sometimes drops the connection instead of
-    // answering a Logout Request (3 of 18 logouts in three runs here), so
-    // those results vary from run to run.
+    // istgt 0.4 serves one login at a time and spends a second in each
+    // (measured here), and every test logs in afresh: what a test checks
+    // (negotiation, CmdSN and StatSN from a new session, logout, task
+    // management, UNIT ATTENTIONs after a reset) depends on the session
+    // being its own, so the runner cannot share one login across a group.
+    // The whole suite takes about nine minutes; CI runs the groups of
+    // ISTGT_CI_GROUPS (about three minutes), and
+    // istgt_full_suite below runs everything, by hand.
     let plan = Plan {
-        // The same race on a discovery session's logout.
-        excluded: &["login.discovery.logout"],
-        selected: &[
-            "login.basic",
-            "login.discovery",
-            "ff.nop",
-            "ff.cmdsn",
-            "multipath.identity",
-        ],
+        excluded: ISTGT_VARYING,
+        selected: ISTGT_CI_GROUPS,
         jobs: "1",
+        timeout: ISTGT_CI_TIMEOUT,
+    };
+    run_suite(
+        &url,
+        &url2,
+        &expected_file("istgt.expected"),
+        istgt.dir(),
+        &plan,
+    );
+}
+
+/// What CI runs against istgt: every group but
+/// - the generated grids, one test per key or command per case:
+///   login.key (87 tests), scsi.lba (137), scsi.alloc (24) and ff.r2t (16,
+///   half of them skipped, as istgt answers InitialR2T=Yes to No); other
+///   groups of their families make the same kinds of check;
+/// - the reservation groups scsi.pr and multipath.pr, two logins a test;
+/// - multipath.fault, which waits for dropped connections and resets.
+///
+/// That is 170 of the 468 tests, about three minutes. The groups added
+/// since (ff.nop_in, login.redirect, login.discovery_chap,
+/// scsi.compare_and_write, scsi.unmap) skip or pass here, and run in the
+/// whole suite only.
+const ISTGT_CI_GROUPS: &[&str] = &[
+    "login.basic",
+    "login.chap",
+    "login.discovery",
+    "login.session",
+    "ff.cmdsn",
+    "ff.data_in",
+    "ff.logout",
+    "ff.nop",
+    "ff.reject",
+    "ff.residual",
+    "ff.statsn",
+    "ff.text",
+    "ff.tmf",
+    "scsi.bad_lun",
+    "scsi.inquiry",
+    "scsi.mode_sense",
+    "scsi.naca",
+    "scsi.opcode",
+    "scsi.read_capacity",
+    "scsi.report_luns",
+    "scsi.request_sense",
+    "scsi.reserve6",
+    "scsi.tur",
+    "scsi.verify_bytchk",
+    "multipath.data",
+    "multipath.identity",
+];
+/// Tests whose result against istgt varies from run to run: reported
+/// skipped (and listed so in istgt.expected) rather than run.
+const ISTGT_VARYING: &[&str] = &[
+    "ff.tmf.abort_task_held",
+    "login.session.same_cid_reinstates_connection",
+];
+/// About a second a test, and a margin.
+const ISTGT_CI_TIMEOUT: Duration = Duration::from_secs(360);
+
+/// The whole suite against istgt, for a manual run: `cargo test -p
+/// riscsi-tests --test conformance -- --ignored istgt_full`.
+#[test]
+#[ignore = "the whole suite against istgt takes about nine minutes: run by hand"]
+fn istgt_full_suite_matches_its_expected_results() {
+    let istgt = Istgt::builder()
+        .portal("127.0.0.1")
+        .portal("127.0.0.2")
+        .lun(LunSpec::new(16 << 20))
+        .chap("conf-user", "conf-secret-0001")
+        .mutual_chap("conf-target", "conf-target-secret-1")
+        .start()
+        .unwrap();
+    let lun = istgt.first_lun().number;
+    let url = istgt.libiscsi_url(istgt.portals()[0], lun);
+    let url2 = istgt.libiscsi_url(istgt.portals()[1], lun);
+    let plan = Plan {
+        excluded: ISTGT_VARYING,
+        selected: &[],
+        jobs: "1",
+        timeout: Duration::from_secs(1200),
     };
     run_suite(
         &url,

@@ -186,6 +186,7 @@ impl ScsiOutcome {
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default()
             ),
+            None if self.status == CHECK_CONDITION => format!("{name} without sense data"),
             _ => name,
         }
     }

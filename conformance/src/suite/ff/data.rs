@@ -89,7 +89,10 @@ async fn read(ctx: &Ctx) -> Result<(ScsiOutcome, u32), ProbeError> {
     let spec = ctx
         .spec(&ep)
         .set("MaxRecvDataSegmentLength", &SEGMENT.to_string())
-        .set("MaxBurstLength", &BURST.to_string());
+        .set("MaxBurstLength", &BURST.to_string())
+        // RFC 7143 §13.14: FirstBurstLength (default 65536) must not exceed
+        // MaxBurstLength.
+        .set("FirstBurstLength", &BURST.to_string());
     let (mut probe, _) = ctx.open_with(&ep, &spec).await?;
     ctx.settle(&mut probe).await?;
     let (blocks, block_size) = ctx.capacity(&mut probe).await?;

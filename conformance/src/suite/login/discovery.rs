@@ -12,6 +12,7 @@ use crate::error::ProbeError;
 use crate::outcome::{TestResult, fail, pass};
 use crate::probe::{Probe, ScsiRequest};
 use crate::registry::TestCase;
+use crate::suite::support::retry_dropped_logout;
 
 /// The discovery tests.
 pub fn tests() -> Vec<TestCase> {
@@ -56,7 +57,9 @@ pub fn tests() -> Vec<TestCase> {
             "login.discovery.logout",
             "RFC 7143 §11.14",
             "a discovery session closes with a successful Logout Response",
-            logout,
+            |ctx| async move {
+                retry_dropped_logout("the Logout Request", || logout(ctx.clone())).await
+            },
         ),
     ]
 }

@@ -223,7 +223,10 @@ fn snake(name: &str) -> String {
 
 async fn offer(ctx: Arc<Ctx>, key: Key, value: String, want: Want) -> TestResult {
     let ep = ctx.primary().clone();
-    let spec = ctx.spec(&ep).set(key.name, &value);
+    let mut spec = ctx.spec(&ep).set(key.name, &value);
+    if let Some(first) = first_burst_within(key, &value) {
+        spec = spec.set("FirstBurstLength", &first);
+    }
     let mut probe = ctx.connect(&ep).await?;
     let report = probe.login(&spec).await?;
     let answer = report.answer(key.name).map(str::to_owned);
@@ -280,6 +283,16 @@ async fn offer(ctx: Arc<Ctx>, key: Key, value: String, want: Want) -> TestResult
             }
         }
     }
+}
+
+/// The FirstBurstLength to offer beside a valid MaxBurstLength below
+/// FirstBurstLength's default (65536): RFC 7143 §13.14 forbids
+/// FirstBurstLength above MaxBurstLength, so the default alone would make
+/// the offer invalid (istgt 0.4 resets the connection over it).
+fn first_burst_within(key: Key, value: &str) -> Option<String> {
+    let n: u64 = value.parse().ok()?;
+    let in_range = key.range.is_some_and(|(min, _)| n >= min);
+    (key.name == "MaxBurstLength" && in_range && n < 65536).then(|| n.to_string())
 }
 
 /// Whether the answer to a valid offer is one the rule allows.
