@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use iscsi_conformance::probe::Probe;
 use iscsi_conformance::report::junit::RunInfo;
 use iscsi_conformance::{Endpoint, Expectations, SuiteConfig, registry, report, runner};
 use iscsi_session::IscsiUrl;
@@ -169,6 +170,7 @@ pub async fn run(ctx: &Context, args: ConformanceArgs) -> Result<()> {
         }
         None => None,
     };
+    reachable(&config).await?;
     let info = RunInfo {
         properties: vec![
             ("target".into(), config.primary.target.clone()),
@@ -241,4 +243,23 @@ pub async fn run(ctx: &Context, args: ConformanceArgs) -> Result<()> {
             }
         }
     }
+}
+
+/// Every portal the run will use answers a TCP connection: an unreachable
+/// target is one line, not every test ending in the same error.
+async fn reachable(config: &SuiteConfig) -> Result<()> {
+    let endpoints = [
+        Some(&config.primary),
+        config.secondary.as_ref(),
+        config.pinging.as_ref(),
+        config.redirected.as_ref(),
+    ];
+    for endpoint in endpoints.into_iter().flatten() {
+        if let Err(e) = Probe::connect(endpoint, config.pdu_timeout).await {
+            return Err(CliError::Conformance(format!(
+                "{e}; no test was run (is the target up and the URL right?)"
+            )));
+        }
+    }
+    Ok(())
 }

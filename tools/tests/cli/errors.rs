@@ -61,6 +61,14 @@ fn nobody_listening() {
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let message = out.one_error_line();
     assert!(message.contains(&address), "{message}");
+    // conformance checks the portal first: one line, no table of errors.
+    let url = volume_url(closed, "iqn.2026-11.io.riscsi.test:x", 1);
+    let out = riscsi(["conformance", &url]).run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let message = out.one_error_line();
+    assert!(message.contains(&address), "{message}");
+    assert!(message.contains("no test was run"), "{message}");
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 /// A portal where an HTTP server listens: it reads whatever comes and
