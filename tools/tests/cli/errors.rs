@@ -68,7 +68,11 @@ fn nobody_listening() {
     let message = out.one_error_line();
     assert!(message.contains(&address), "{message}");
     assert!(message.contains("no test was run"), "{message}");
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// A portal where an HTTP server listens: it reads whatever comes and
