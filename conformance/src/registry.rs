@@ -149,6 +149,59 @@ pub fn select(tests: Vec<TestCase>, filters: &[String]) -> Vec<TestCase> {
         .collect()
 }
 
+/// One part of a run split across several targets: the tests whose
+/// position in the selection is `index` modulo `count` (`--shard 2/4` is
+/// index 1 of 4). Consecutive tests go to different shards, so each
+/// shard gets its share of every family. Each shard needs a target of its
+/// own: tests that reset the LU or change reservations run alone only
+/// within their shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+}
+
+/// Why a `--shard` value does not parse.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected K/N with 1 <= K <= N (for example 2/4), not {0:?}")]
+pub struct ShardError(String);
+
+impl std::str::FromStr for Shard {
+    type Err = ShardError;
+
+    fn from_str(s: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError(s.to_owned());
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let k: usize = k.trim().parse().map_err(|_| bad())?;
+        let n: usize = n.trim().parse().map_err(|_| bad())?;
+        if k == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Shard {
+            index: k - 1,
+            count: n,
+        })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index + 1, self.count)
+    }
+}
+
+impl Shard {
+    /// The tests of `tests` that belong to this shard, in order.
+    pub fn take(&self, tests: Vec<TestCase>) -> Vec<TestCase> {
+        tests
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.count == self.index)
+            .map(|(_, t)| t)
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +250,27 @@ mod tests {
         assert!(matches("login.chap.md5", "*.md5"));
         assert!(matches("login.chap.md5", "login.*.md5"));
         assert!(!matches("login.chap.sha1", "*.md5"));
+    }
+
+    #[test]
+    fn shards_parse_and_split_the_selection_exactly() {
+        assert_eq!("2/4".parse::<Shard>().unwrap().to_string(), "2/4");
+        for bad in ["0/4", "5/4", "4", "a/b", "1/0", "", "/3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad:?} parsed");
+        }
+        let everything: Vec<String> = all().into_iter().map(|t| t.id).collect();
+        let mut seen: Vec<String> = Vec::new();
+        for k in 1..=3 {
+            let shard: Shard = format!("{k}/3").parse().unwrap();
+            let part = shard.take(all());
+            assert!(part.len().abs_diff(everything.len() / 3) <= 1);
+            assert!(part.iter().any(|t| t.family() == "login"));
+            assert!(part.iter().any(|t| t.family() == "scsi"));
+            seen.extend(part.into_iter().map(|t| t.id));
+        }
+        seen.sort_unstable();
+        let mut expected = everything.clone();
+        expected.sort_unstable();
+        assert_eq!(seen, expected, "every test in exactly one shard");
     }
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use iscsi_conformance::probe::Probe;
+use iscsi_conformance::registry::Shard;
 use iscsi_conformance::report::junit::RunInfo;
-use iscsi_conformance::{Endpoint, Expectations, SuiteConfig, registry, report, runner};
+use iscsi_conformance::{Endpoint, Expectations, SuiteConfig, TestCase, registry, report, runner};
 use iscsi_session::IscsiUrl;
 
 use super::Context;
@@ -33,6 +34,11 @@ pub struct ConformanceArgs {
     /// test known to crash the target would end the run); repeatable.
     #[arg(short = 'x', long = "exclude", value_name = "FAMILY.GROUP.TEST")]
     pub exclude: Vec<String>,
+    /// Run one part K of N of the selection (every Nth test from the Kth),
+    /// to spread a slow target's run over N targets of the same kind at
+    /// once; each part needs its own target.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
     /// List the selected tests with the section each checks, and run nothing.
     #[arg(long)]
     pub list: bool,
@@ -88,12 +94,21 @@ fn endpoint(arg: &str, args: &ConformanceArgs) -> Result<Endpoint> {
     Endpoint::from_url(&url).map_err(|e| CliError::usage(e.to_string()))
 }
 
-/// `--list`: needs no target and no initiator name.
-pub fn list(args: &ConformanceArgs) -> Result<()> {
+/// The tests `-t` and `--shard` select.
+fn selection(args: &ConformanceArgs) -> Result<Vec<TestCase>> {
     let tests = registry::select(registry::all(), &args.tests);
     if tests.is_empty() {
         return Err(CliError::usage("no test matches the -t patterns"));
     }
+    Ok(match args.shard {
+        Some(shard) => shard.take(tests),
+        None => tests,
+    })
+}
+
+/// `--list`: needs no target and no initiator name.
+pub fn list(args: &ConformanceArgs) -> Result<()> {
+    let tests = selection(args)?;
     let mut out = String::new();
     for t in &tests {
         let mut flags = Vec::new();
@@ -127,10 +142,7 @@ pub fn list(args: &ConformanceArgs) -> Result<()> {
 }
 
 pub async fn run(ctx: &Context, args: ConformanceArgs) -> Result<()> {
-    let tests = registry::select(registry::all(), &args.tests);
-    if tests.is_empty() {
-        return Err(CliError::usage("no test matches the -t patterns"));
-    }
+    let tests = selection(&args)?;
     let url = args
         .url
         .as_deref()
@@ -186,6 +198,10 @@ pub async fn run(ctx: &Context, args: ConformanceArgs) -> Result<()> {
             ),
             ("initiator".into(), config.initiator_name.clone()),
             ("dataloss".into(), config.dataloss.to_string()),
+            (
+                "shard".into(),
+                args.shard.map(|s| s.to_string()).unwrap_or_default(),
+            ),
         ],
     };
     // Each line already escapes what came from the target.

@@ -26,8 +26,17 @@ pub fn tests() -> Vec<TestCase> {
             "after a redirect (status class 1) the target closes the TCP connection",
             connection_closed,
         ),
+        TestCase::new(
+            "login.redirect.address_leads_to_target",
+            "RFC 7143 §11.13.5, §13.8",
+            "a login at the redirect's TargetAddress, with the same TargetName, reaches full feature phase (within three redirects)",
+            address_leads_to_target,
+        ),
     ]
 }
+
+/// Redirects followed before a chain counts as a loop.
+const MAX_REDIRECTS: usize = 3;
 
 const NO_REDIRECT: &str =
     "no --redirect-url given: a target configured to redirect its logins is needed";
@@ -39,6 +48,18 @@ async fn redirected_login(
     let mut probe = ctx.connect(ep).await?;
     let report = probe.login(&ctx.spec(ep)).await?;
     Ok((probe, report))
+}
+
+/// The TargetAddress values of a refused login's last response.
+fn redirect_addresses(report: &LoginReport) -> Vec<String> {
+    report
+        .last()
+        .map(|r| crate::probe::text::decode(&r.data))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|kv| kv.key == "TargetAddress")
+        .map(|kv| kv.value)
+        .collect()
 }
 
 async fn status_and_address(ctx: Arc<Ctx>) -> TestResult {
@@ -62,21 +83,13 @@ async fn status_and_address(ctx: Arc<Ctx>) -> TestResult {
         "expected status 0101 (moved temporarily) or 0102 (moved permanently), got {status}"
     );
     // A refused response's keys are not among the report's answers.
-    let keys = report
-        .last()
-        .map(|r| crate::probe::text::decode(&r.data))
-        .unwrap_or_default();
-    let addresses: Vec<&str> = keys
-        .iter()
-        .filter(|kv| kv.key == "TargetAddress")
-        .map(|kv| kv.value.as_str())
-        .collect();
+    let addresses = redirect_addresses(&report);
     ensure!(
         !addresses.is_empty(),
         "the redirect response ({status}) carries no TargetAddress"
     );
     for a in addresses {
-        if let Err(e) = iscsi_proto::text::TargetAddress::parse(a) {
+        if let Err(e) = iscsi_proto::text::TargetAddress::parse(&a) {
             return fail(format!("TargetAddress={a:?} does not parse: {e}"));
         }
     }
@@ -109,4 +122,57 @@ async fn connection_closed(ctx: Arc<Ctx>) -> TestResult {
         }
     );
     pass()
+}
+
+async fn address_leads_to_target(ctx: Arc<Ctx>) -> TestResult {
+    let Some(first) = ctx.config.redirected.clone() else {
+        return skip(NO_REDIRECT);
+    };
+    let mut ep = first.clone();
+    let mut hops = Vec::new();
+    loop {
+        let (probe, report) = redirected_login(&ctx, &ep).await?;
+        if report.ok() {
+            ctx.close(probe).await;
+            ensure!(
+                !hops.is_empty(),
+                "the --redirect-url target {} let the login reach full feature phase without a redirect",
+                first.target
+            );
+            return pass();
+        }
+        let status = match report.status() {
+            Some(s) if s.class == 1 => s,
+            _ if hops.is_empty() => {
+                return fail(format!("expected a redirect, but {}", report.describe()));
+            }
+            _ => {
+                return fail(format!(
+                    "after the redirect to {}, the login there {}",
+                    hops.join(" then "),
+                    report.describe()
+                ));
+            }
+        };
+        if hops.len() == MAX_REDIRECTS {
+            return fail(format!(
+                "still redirected ({status}) after {MAX_REDIRECTS} redirects: {}",
+                hops.join(" then ")
+            ));
+        }
+        let Some(address) = redirect_addresses(&report).into_iter().next() else {
+            return fail(format!(
+                "the redirect response ({status}) carries no TargetAddress"
+            ));
+        };
+        let parsed = match iscsi_proto::text::TargetAddress::parse(&address) {
+            Ok(a) => a,
+            Err(e) => return fail(format!("TargetAddress={address:?} does not parse: {e}")),
+        };
+        hops.push(address);
+        ep = Endpoint {
+            portal: parsed.into(),
+            ..first.clone()
+        };
+    }
 }

@@ -53,7 +53,72 @@ pub fn tests() -> Vec<TestCase> {
             "with MaxConnections=1, a login with the session's TSIH and the same CID is connection reinstatement or a clean refusal",
             same_cid,
         ),
+        TestCase::new(
+            "login.session.tsih_only_in_final_response",
+            "RFC 7143 §11.13.3",
+            "a new session's TSIH is non-zero and appears only in the final Login Response (0 before it)",
+            tsih_only_in_final,
+        ),
+        TestCase::new(
+            "login.session.isid_echoed",
+            "RFC 7143 §11.13",
+            "every Login Response carries the ISID of the Login Request it answers",
+            isid_echoed,
+        ),
     ]
+}
+
+async fn tsih_only_in_final(ctx: Arc<Ctx>) -> TestResult {
+    let ep = ctx.primary().clone();
+    let (probe, report) = attempt(&ctx, &ctx.spec(&ep)).await?;
+    if report.ok() {
+        ctx.close(probe).await;
+    }
+    ensure!(report.ok(), "login: {}", report.describe());
+    let Some((last, before)) = report.responses.split_last() else {
+        return fail("the login reached full feature phase without a Login Response");
+    };
+    if let Some((i, r)) = before.iter().enumerate().find(|(_, r)| r.tsih != 0) {
+        return fail(format!(
+            "Login Response {} of {} (stage {:?}, not final) carries TSIH {:#06x}: a new session's TSIH goes in the final response only",
+            i + 1,
+            report.responses.len(),
+            r.csg,
+            r.tsih
+        ));
+    }
+    ensure!(
+        last.tsih != 0,
+        "the final Login Response of a new session carries TSIH 0"
+    );
+    pass()
+}
+
+async fn isid_echoed(ctx: Arc<Ctx>) -> TestResult {
+    let ep = ctx.primary().clone();
+    let isid = random_isid();
+    let mut spec = ctx.spec(&ep);
+    spec.isid = Some(isid);
+    let (probe, report) = attempt(&ctx, &spec).await?;
+    if report.ok() {
+        ctx.close(probe).await;
+    }
+    ensure!(report.ok(), "login: {}", report.describe());
+    if let Some((i, r)) = report
+        .responses
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.isid != isid)
+    {
+        return fail(format!(
+            "Login Response {} of {} carries ISID {:02x?}, the request {:02x?}",
+            i + 1,
+            report.responses.len(),
+            r.isid.0,
+            isid.0
+        ));
+    }
+    pass()
 }
 
 async fn two_isids(ctx: Arc<Ctx>) -> TestResult {

@@ -274,12 +274,14 @@ async fn pair(ctx: &Ctx) -> Result<Option<Pair>, ProbeError> {
 }
 
 impl Pair {
-    /// Closes both sessions. What they registered stays until the next
-    /// test's clean start: one login fewer per test (istgt takes a second
-    /// for each).
+    /// Closes both sessions and removes what they registered and reserved:
+    /// persistent reservations outlive the sessions, and the next test to
+    /// run (in a `--shard`, any test) must find the LU unreserved.
     async fn finish(self, ctx: &Ctx) {
+        let ep = self.a.endpoint.clone();
         ctx.close(self.a).await;
         ctx.close(self.b).await;
+        clean(ctx, &ep).await;
     }
 }
 
