@@ -65,17 +65,29 @@ struct Plan<'a> {
     excluded: &'a [&'a str],
     /// `-t` selections; empty for the whole suite.
     selected: &'a [&'a str],
+    /// `--shard K/N`, when this run is one part of the suite.
+    shard: Option<&'a str>,
     jobs: &'a str,
     /// The whole `riscsi conformance` run.
     timeout: Duration,
 }
 
-fn run_suite(url: &str, url2: &str, expected: &Path, dir: &Path, plan: &Plan) {
-    run_suite_with(url, url2, expected, dir, plan, &[]);
+fn run_suite(url: &str, url2: &str, expected: &Path, dir: &Path, plan: &Plan) -> Vec<String> {
+    run_suite_with(url, url2, expected, dir, plan, &[])
+}
+
+/// The test ids of a `riscsi conformance --list`.
+fn list_ids(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// [`run_suite`] with more arguments (the targets of the ping and redirect
-/// tests).
+/// tests). Returns the ids of the tests it ran.
 fn run_suite_with(
     url: &str,
     url2: &str,
@@ -83,7 +95,7 @@ fn run_suite_with(
     dir: &Path,
     plan: &Plan,
     extra: &[String],
-) {
+) -> Vec<String> {
     let junit = dir.join("conformance.xml");
     let binary = riscsi_binary().unwrap();
     let mut command = ToolCommand::at(&binary, "riscsi")
@@ -109,6 +121,9 @@ fn run_suite_with(
     for pattern in plan.selected {
         command = command.args(["-t", pattern]);
     }
+    if let Some(shard) = plan.shard {
+        command = command.args(["--shard", shard]);
+    }
     command = command.args(extra.iter().map(String::as_str));
     let output = command.run(plan.timeout).unwrap();
     assert!(
@@ -122,13 +137,11 @@ fn run_suite_with(
     for pattern in plan.selected {
         list = list.args(["-t", pattern]);
     }
+    if let Some(shard) = plan.shard {
+        list = list.args(["--shard", shard]);
+    }
     let listing = list.run_ok(RUN_TIMEOUT).unwrap();
-    let all: Vec<&str> = listing
-        .stdout
-        .lines()
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let all = list_ids(&listing.stdout);
     let xml = std::fs::read_to_string(&junit).unwrap();
     let results = junit_results(&xml);
     assert_eq!(
@@ -140,9 +153,9 @@ fn run_suite_with(
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for id in &all {
         let (verdict, message) = results
-            .get(*id)
+            .get(id.as_str())
             .unwrap_or_else(|| panic!("{id} is missing from the JUnit file"));
-        let listed = file.get(id).map_or("pass", |e| e.verdict.as_str());
+        let listed = file.get(id.as_str()).map_or("pass", |e| e.verdict.as_str());
         // The run compared itself already; the XML must say the same.
         assert_eq!(
             verdict, listed,
@@ -154,6 +167,7 @@ fn run_suite_with(
         *counts.entry(verdict.as_str()).or_default() += 1;
     }
     println!("{}: {counts:?}", expected.display());
+    all
 }
 
 #[test]
@@ -163,7 +177,7 @@ fn tgtd_matches_its_expected_results() {
         .portal("127.0.0.2")
         .lun(LunSpec::new(16 << 20))
         // tid 2 sends NOP-In pings every second (ff.nop_in), tid 3
-        // redirects its logins (login.redirect).
+        // redirects its logins (login.redirect) to `moved` below.
         .target(TargetSpec::new().iqn(PING_IQN))
         .target(TargetSpec::new().iqn(REDIRECT_IQN))
         .chap("conf-user", "conf-secret-0001")
@@ -197,7 +211,18 @@ fn tgtd_matches_its_expected_results() {
         ])
         .unwrap();
     }
-    let redirect_to = portals[1];
+    // The redirect leads to a second tgtd that serves the redirected
+    // target (a target moved to another array): tgtd redirects a login on
+    // every portal of its own, so the destination cannot be one of them.
+    let moved = Tgt::builder()
+        .portal("127.0.0.2")
+        .iqn(REDIRECT_IQN)
+        .lun(LunSpec::new(1 << 20))
+        .chap("conf-user", "conf-secret-0001")
+        .mutual_chap("conf-target", "conf-target-secret-1")
+        .start()
+        .unwrap();
+    let redirect_to = moved.portals()[0];
     for (name, value) in [
         ("RedirectAddress", redirect_to.ip().to_string()),
         ("RedirectPort", redirect_to.port().to_string()),
@@ -217,6 +242,7 @@ fn tgtd_matches_its_expected_results() {
             "scsi.unmap.past_end",
         ],
         selected: &[],
+        shard: None,
         jobs: "4",
         timeout: RUN_TIMEOUT,
     };
@@ -238,8 +264,53 @@ fn tgtd_matches_its_expected_results() {
     );
 }
 
+/// The whole suite against istgt, split over [`ISTGT_SHARDS`] daemons at
+/// once. istgt 0.4 serves one login at a time and spends a second in each
+/// (measured here, most of it asleep), and every test logs in afresh: what
+/// a test checks (negotiation, CmdSN and StatSN from a new session,
+/// logout, task management, UNIT ATTENTIONs after a reset) depends on the
+/// session being its own. One daemon takes about nine minutes; shards on
+/// daemons of their own (`--shard K/N`) wait side by side.
 #[test]
 fn istgt_matches_its_expected_results() {
+    let runs: Vec<_> = (1..=ISTGT_SHARDS)
+        .map(|k| {
+            std::thread::Builder::new()
+                .name(format!("istgt-shard-{k}"))
+                .spawn(move || istgt_shard(k))
+                .unwrap()
+        })
+        .collect();
+    let mut ran: Vec<String> = Vec::new();
+    let mut failures = Vec::new();
+    for (k, run) in (1..=ISTGT_SHARDS).zip(runs) {
+        match run.join() {
+            Ok(ids) => ran.extend(ids),
+            Err(panic) => failures.push(format!(
+                "shard {k}/{ISTGT_SHARDS}: {}",
+                panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("panicked")
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The shards together are the whole suite, each test once.
+    let listing = ToolCommand::at(riscsi_binary().unwrap(), "riscsi")
+        .args(["conformance", "--list"])
+        .run_ok(RUN_TIMEOUT)
+        .unwrap();
+    let mut all = list_ids(&listing.stdout);
+    all.sort_unstable();
+    ran.sort_unstable();
+    assert_eq!(ran, all, "the istgt shards ran the whole suite once");
+}
+
+/// Runs shard `k` of [`ISTGT_SHARDS`] on an istgt of its own and returns
+/// the ids it ran.
+fn istgt_shard(k: usize) -> Vec<String> {
     let istgt = Istgt::builder()
         .portal("127.0.0.1")
         .portal("127.0.0.2")
@@ -251,19 +322,13 @@ fn istgt_matches_its_expected_results() {
     let lun = istgt.first_lun().number;
     let url = istgt.libiscsi_url(istgt.portals()[0], lun);
     let url2 = istgt.libiscsi_url(istgt.portals()[1], lun);
-    // istgt 0.4 serves one login at a time and spends a second in each
-    // (measured here), and every test logs in afresh: what a test checks
-    // (negotiation, CmdSN and StatSN from a new session, logout, task
-    // management, UNIT ATTENTIONs after a reset) depends on the session
-    // being its own, so the runner cannot share one login across a group.
-    // The whole suite takes about nine minutes; CI runs the groups of
-    // ISTGT_CI_GROUPS (about three minutes), and
-    // istgt_full_suite below runs everything, by hand.
+    let shard = format!("{k}/{ISTGT_SHARDS}");
     let plan = Plan {
         excluded: ISTGT_VARYING,
-        selected: ISTGT_CI_GROUPS,
+        selected: &[],
+        shard: Some(&shard),
         jobs: "1",
-        timeout: ISTGT_CI_TIMEOUT,
+        timeout: ISTGT_SHARD_TIMEOUT,
     };
     run_suite(
         &url,
@@ -271,85 +336,17 @@ fn istgt_matches_its_expected_results() {
         &expected_file("istgt.expected"),
         istgt.dir(),
         &plan,
-    );
+    )
 }
 
-/// What CI runs against istgt: every group but
-/// - the generated grids, one test per key or command per case:
-///   login.key (87 tests), scsi.lba (137), scsi.alloc (24) and ff.r2t (16,
-///   half of them skipped, as istgt answers InitialR2T=Yes to No); other
-///   groups of their families make the same kinds of check;
-/// - the reservation groups scsi.pr and multipath.pr, two logins a test;
-/// - multipath.fault, which waits for dropped connections and resets.
-///
-/// That is 170 of the 468 tests, about three minutes. The groups added
-/// since (ff.nop_in, login.redirect, login.discovery_chap,
-/// scsi.compare_and_write, scsi.unmap) skip or pass here, and run in the
-/// whole suite only.
-const ISTGT_CI_GROUPS: &[&str] = &[
-    "login.basic",
-    "login.chap",
-    "login.discovery",
-    "login.session",
-    "ff.cmdsn",
-    "ff.data_in",
-    "ff.logout",
-    "ff.nop",
-    "ff.reject",
-    "ff.residual",
-    "ff.statsn",
-    "ff.text",
-    "ff.tmf",
-    "scsi.bad_lun",
-    "scsi.inquiry",
-    "scsi.mode_sense",
-    "scsi.naca",
-    "scsi.opcode",
-    "scsi.read_capacity",
-    "scsi.report_luns",
-    "scsi.request_sense",
-    "scsi.reserve6",
-    "scsi.tur",
-    "scsi.verify_bytchk",
-    "multipath.data",
-    "multipath.identity",
-];
+/// istgt daemons the suite is spread over: each spends its time asleep in
+/// logins, so they need no core of their own.
+const ISTGT_SHARDS: usize = 4;
 /// Tests whose result against istgt varies from run to run: reported
 /// skipped (and listed so in istgt.expected) rather than run.
 const ISTGT_VARYING: &[&str] = &[
     "ff.tmf.abort_task_held",
     "login.session.same_cid_reinstates_connection",
 ];
-/// About a second a test, and a margin.
-const ISTGT_CI_TIMEOUT: Duration = Duration::from_secs(360);
-
-/// The whole suite against istgt, for a manual run: `cargo test -p
-/// riscsi-tests --test conformance -- --ignored istgt_full`.
-#[test]
-#[ignore = "the whole suite against istgt takes about nine minutes: run by hand"]
-fn istgt_full_suite_matches_its_expected_results() {
-    let istgt = Istgt::builder()
-        .portal("127.0.0.1")
-        .portal("127.0.0.2")
-        .lun(LunSpec::new(16 << 20))
-        .chap("conf-user", "conf-secret-0001")
-        .mutual_chap("conf-target", "conf-target-secret-1")
-        .start()
-        .unwrap();
-    let lun = istgt.first_lun().number;
-    let url = istgt.libiscsi_url(istgt.portals()[0], lun);
-    let url2 = istgt.libiscsi_url(istgt.portals()[1], lun);
-    let plan = Plan {
-        excluded: ISTGT_VARYING,
-        selected: &[],
-        jobs: "1",
-        timeout: Duration::from_secs(1200),
-    };
-    run_suite(
-        &url,
-        &url2,
-        &expected_file("istgt.expected"),
-        istgt.dir(),
-        &plan,
-    );
-}
+/// About a second a test for a quarter of the suite, and a margin.
+const ISTGT_SHARD_TIMEOUT: Duration = Duration::from_secs(480);
