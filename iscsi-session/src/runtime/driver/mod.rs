@@ -305,16 +305,12 @@ impl Driver {
         e.is_permanent_login_failure() && !(ever_logged_in && e.is_target_missing())
     }
 
+    /// Ends the session with `result`, how its logout went: every logout
+    /// asked for gets it, including one still queued, and so does a handle
+    /// that asks once the driver is gone (from the status, written first).
     fn finish(&mut self, result: Result<(), Error>) {
         let ctx = self.ctx();
         self.fail_parked();
-        self.requests.close();
-        while let Ok(req) = self.requests.try_recv() {
-            reject_request(req, &ctx);
-        }
-        for w in self.logout_waiters.drain(..) {
-            let _ = w.send(result.clone());
-        }
         self.status.send_modify(|s| {
             s.logged_out = result.is_ok();
             if let Err(e) = &result {
@@ -322,6 +318,13 @@ impl Driver {
             }
         });
         self.set_state(SessionState::Closed);
+        self.requests.close();
+        while let Ok(req) = self.requests.try_recv() {
+            reject_request(req, &ctx, &result);
+        }
+        for w in self.logout_waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
     }
 
     fn fail_parked(&mut self) {
@@ -434,7 +437,9 @@ impl Driver {
     }
 }
 
-fn reject_request(req: Request, ctx: &PathContext) {
+/// Answers a request that came after the session ended with `ended`: a
+/// logout learns how the session ended, not that it went well.
+fn reject_request(req: Request, ctx: &PathContext, ended: &Result<(), Error>) {
     match req {
         Request::Command { reply, .. } => {
             let _ = reply.send(Err(Error::Closed { ctx: ctx.clone() }));
@@ -446,8 +451,70 @@ fn reject_request(req: Request, ctx: &PathContext) {
             let _ = reply.send(ConnectionStats::default());
         }
         Request::Logout { reply } => {
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(ended.clone());
         }
         Request::ReconnectNow => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle_driver() -> (
+        Driver,
+        mpsc::Sender<Request>,
+        watch::Receiver<SessionStatus>,
+    ) {
+        let portal = Portal::new("127.0.0.1", 3260);
+        let config = Arc::new(SessionConfig::new(
+            portal.clone(),
+            "iqn.2026-11.io.riscsi.test:t",
+            "iqn.2026-11.io.riscsi.test:i",
+        ));
+        let (tx, rx) = mpsc::channel(4);
+        let (status_tx, status_rx) = watch::channel(SessionStatus {
+            state: SessionState::LoggedIn,
+            since: Instant::now(),
+            portal: portal.clone(),
+            tsih: 1,
+            params: None,
+            chap_algorithm: None,
+            reconnects: 0,
+            last_error: None,
+            logged_out: false,
+        });
+        let (events, _) = broadcast::channel(1);
+        let driver = Driver::new(config, rx, status_tx, events, portal);
+        (driver, tx, status_rx)
+    }
+
+    /// A logout still queued when the session ends on an error (the
+    /// target went away during the first logout) learns that error, and
+    /// the status says the same for a handle that asks later.
+    #[tokio::test]
+    async fn a_queued_logout_learns_how_the_session_ended() {
+        let (mut driver, tx, status) = idle_driver();
+        let (first, first_rx) = oneshot::channel();
+        driver.logout_waiters.push(first);
+        let (queued, queued_rx) = oneshot::channel();
+        tx.send(Request::Logout { reply: queued }).await.unwrap();
+        let gone = Error::ConnectionLost {
+            ctx: driver.ctx(),
+            reason: "target closed the connection".into(),
+        };
+        driver.finish(Err(gone.clone()));
+        assert_eq!(first_rx.await.unwrap(), Err(gone.clone()));
+        assert_eq!(queued_rx.await.unwrap(), Err(gone.clone()));
+        let status = status.borrow().clone();
+        assert_eq!(status.state, SessionState::Closed);
+        assert!(!status.logged_out);
+        assert_eq!(status.last_error, Some(gone));
+        // After a clean logout, a late one is told so.
+        let (mut driver, tx, _status) = idle_driver();
+        let (late, late_rx) = oneshot::channel();
+        tx.send(Request::Logout { reply: late }).await.unwrap();
+        driver.finish(Ok(()));
+        assert_eq!(late_rx.await.unwrap(), Ok(()));
     }
 }
