@@ -77,7 +77,8 @@ pub use core::config::{
     Timeouts,
 };
 pub use core::connection::{
-    Connection, ConnectionEvent, ConnectionState, ConnectionStats, TargetEvent, Unfinished,
+    ChapDiagnosis, Connection, ConnectionEvent, ConnectionState, ConnectionStats, TargetEvent,
+    Unfinished,
 };
 pub use core::error::{Delivery, Error, PathContext, TaskFailure};
 pub use core::lu_change::LuChange;

@@ -173,7 +173,7 @@ def children_cpu():
 def run_riscsi(volume, pattern, block, depth, seconds, extra=()):
     """`riscsi bench` once; its own JSON gives bytes, time and CPU."""
     out = subprocess.run(
-        [str(RISCSI), "--initiator-name", "iqn.2026-11.io.riscsi.bench:riscsi", "bench", volume,
+        [str(RISCSI), "bench", "--initiator-name", "iqn.2026-11.io.riscsi.bench:riscsi", volume,
          "--pattern", pattern, "--block", str(block), "--depth", str(depth),
          "--seconds", str(seconds), "--json", *extra],
         check=True, capture_output=True, text=True).stdout

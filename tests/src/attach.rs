@@ -134,7 +134,7 @@ impl Attach {
         let binary = riscsi_binary()?;
         let mut command = Command::new(&binary);
         command
-            .args(["--initiator-name", ATTACH_INITIATOR, "attach", volume])
+            .args(["attach", "--initiator-name", ATTACH_INITIATOR, volume])
             .args(args);
         for key in SCRUBBED_ENV {
             command.env_remove(key);

@@ -345,6 +345,45 @@ async fn async_logout_request_leads_to_logout_and_reconnect() {
     assert!(reader.await.unwrap().unwrap().is_good());
 }
 
+/// §11.14: a logout the target never confirms (it hangs up instead) is not
+/// a clean logout. `logout()` says what happened, and so does every later
+/// call, once the driver is gone: never `Ok`.
+#[tokio::test]
+async fn logout_when_the_target_hangs_up_reports_it() {
+    let target = ScriptedTarget::bind().await;
+    let (session, mut conn) = connect(&target, config(&target), LoginScript::default()).await;
+    let (first, ()) = tokio::join!(session.logout(), async move {
+        match conn.recv().await {
+            Pdu::LogoutRequest(_) => drop(conn),
+            other => panic!("expected a Logout Request, got {other:?}"),
+        }
+    });
+    let lost = |result: Result<(), Error>, which: &str| match result {
+        Err(e @ Error::ConnectionLost { .. }) => {
+            assert!(
+                e.to_string().contains("target closed the connection"),
+                "{which}: {e}"
+            );
+            e
+        }
+        other => panic!("{which}: expected the lost connection, got {other:?}"),
+    };
+    let first = lost(first, "the logout");
+    // The driver has ended: the status says how, and a later logout too.
+    let status = session.status();
+    assert!(!status.logged_out);
+    assert_eq!(status.last_error.as_ref(), Some(&first));
+    let again = lost(session.logout().await, "a logout after the session ended");
+    assert_eq!(again, first);
+    assert!(
+        target
+            .try_accept(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no reconnect after the session ended"
+    );
+}
+
 /// §6.2 / §11.13.5: a temporary redirect is followed to the address given.
 #[tokio::test]
 async fn login_redirect_is_followed() {

@@ -37,13 +37,20 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// This host's initiator IQN (default: /etc/iscsi/initiatorname.iscsi,
-    /// else a generated name kept in the riscsi state directory).
-    #[arg(long, global = true, value_name = "IQN")]
-    pub initiator_name: Option<String>,
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Who logs in, for the subcommands that log in to a target (and
+/// `connector`, which reports the name): not a global option, since the
+/// others (`status`, `path`, `completions`...) have no use for it.
+#[derive(Debug, Args, Default, Clone)]
+pub struct InitiatorArgs {
+    /// This host's initiator IQN (default: /etc/iscsi/initiatorname.iscsi,
+    /// else a generated name kept in the riscsi state directory).
+    #[arg(long, value_name = "IQN")]
+    pub initiator_name: Option<String>,
 }
 
 /// CHAP credentials given outside a URL. Secrets are only ever read from
@@ -133,6 +140,8 @@ impl MultipathArgs {
 #[derive(Debug, Args, Clone)]
 pub struct VolumeArgs {
     #[command(flatten)]
+    pub initiator: InitiatorArgs,
+    #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
     pub multipath: MultipathArgs,
@@ -183,6 +192,8 @@ mod tests {
 
     #[test]
     fn global_options_go_anywhere() {
+        let cli = parse(&["status", "-vv"]).unwrap();
+        assert_eq!(cli.global.verbose, 2);
         let cli = parse(&[
             "-vv",
             "discover",
@@ -194,13 +205,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.global.verbose, 2);
-        assert_eq!(
-            cli.global.initiator_name.as_deref(),
-            Some("iqn.2026-11.test:me")
-        );
         let Command::Discover(d) = cli.command else {
             panic!("not discover")
         };
+        assert_eq!(
+            d.initiator.initiator_name.as_deref(),
+            Some("iqn.2026-11.test:me")
+        );
         assert_eq!(d.auth.chap_user.as_deref(), Some("alice"));
     }
 
@@ -213,13 +224,39 @@ mod tests {
         let mut cli = Cli::command();
         // Global options reach the subcommands when the command is built.
         cli.build();
-        let help = cli
-            .find_subcommand_mut("connector")
-            .unwrap()
-            .render_long_help()
-            .to_string();
+        let mut help_of = |name: &str| {
+            cli.find_subcommand_mut(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"))
+                .render_long_help()
+                .to_string()
+        };
+        let help = help_of("connector");
         assert!(!help.to_lowercase().contains("chap"), "{help}");
-        assert!(help.contains("--initiator-name"), "{help}");
+        // The initiator name only where something logs in (or, for the
+        // connector, reports it): the others talk to a local control
+        // socket or print text.
+        let logs_in = [
+            "inquiry",
+            "copy",
+            "bench",
+            "discover",
+            "attach",
+            "conformance",
+            "connector",
+        ];
+        for name in logs_in {
+            let help = help_of(name);
+            assert!(help.contains("--initiator-name"), "{name}: {help}");
+        }
+        for name in ["completions", "manpage", "status", "path", "failback"] {
+            let help = help_of(name);
+            assert!(!help.contains("--initiator-name"), "{name}: {help}");
+            assert!(help.contains("--verbose"), "{name}: {help}");
+        }
+        assert!(parse(&["--initiator-name", "iqn.2026-11.test:me", "inquiry", "@x"]).is_err());
+        assert!(parse(&["status", "--initiator-name", "iqn.2026-11.test:me"]).is_err());
+        let top = cli.render_long_help().to_string();
+        assert!(!top.contains("--initiator-name"), "{top}");
         let cli = parse(&[
             "inquiry",
             "@ci.json",

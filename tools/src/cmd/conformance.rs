@@ -14,7 +14,7 @@ use iscsi_session::IscsiUrl;
 
 use super::Context;
 use crate::auth;
-use crate::cli::AuthArgs;
+use crate::cli::{AuthArgs, InitiatorArgs};
 use crate::error::{CliError, Result};
 use crate::printable::printable;
 
@@ -74,6 +74,8 @@ pub struct ConformanceArgs {
     /// tests; skipped without it).
     #[arg(long, value_name = "URL")]
     pub redirect_url: Option<String>,
+    #[command(flatten)]
+    pub initiator: InitiatorArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
 }

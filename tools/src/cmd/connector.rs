@@ -7,6 +7,7 @@ use clap::Args;
 use iscsi_multipath::ConnectorProperties;
 
 use super::Context;
+use crate::cli::InitiatorArgs;
 use crate::error::{CliError, Result};
 
 /// Where the primary address is looked up towards: a public address, so the
@@ -25,6 +26,8 @@ pub struct ConnectorArgs {
     /// The address storage should reach this host at (default: the primary address).
     #[arg(long)]
     pub ip: Option<IpAddr>,
+    #[command(flatten)]
+    pub initiator: InitiatorArgs,
 }
 
 pub fn run(ctx: &Context, args: &ConnectorArgs) -> Result<()> {

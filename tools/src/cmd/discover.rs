@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::auth;
-use crate::cli::AuthArgs;
+use crate::cli::{AuthArgs, InitiatorArgs};
 use crate::error::{CliError, Result};
 use crate::printable::printable;
 
@@ -17,6 +17,8 @@ pub struct DiscoverArgs {
     /// Print a JSON array of {portal, target, tpgt}.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub initiator: InitiatorArgs,
     /// Discovery CHAP.
     #[command(flatten)]
     pub auth: AuthArgs,

@@ -13,7 +13,7 @@ pub mod status;
 
 use std::future::Future;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, InitiatorArgs};
 use crate::error::{CliError, Result};
 use crate::initiator;
 
@@ -25,37 +25,55 @@ pub struct Context {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    // These need no initiator name (nor a state directory to make one in).
-    match &cli.command {
-        Command::Completions(args) => return completions::completions(args),
-        Command::Manpage(args) => return completions::manpage(args),
-        Command::Conformance(args) if args.list => return conformance::list(args),
-        _ => {}
-    }
-    let ctx = Context {
-        initiator_name: initiator::resolve(cli.global.initiator_name.as_deref())?,
-    };
+    // Only the subcommands that log in (and `connector`) resolve an
+    // initiator name: the others need none, nor a state directory to make
+    // one in.
     match cli.command {
-        Command::Connector(args) => connector::run(&ctx, &args),
-        Command::Discover(args) => block_on(Threads::Many(None), discover::run(&ctx, args)),
-        Command::Inquiry(args) => block_on(Threads::Many(None), inquiry::run(&ctx, args)),
-        Command::Copy(args) => block_on(Threads::Many(None), copy::run(&ctx, args)),
-        Command::Bench(args) => block_on(Threads::One, bench::run(&ctx, args)),
+        Command::Connector(args) => connector::run(&context(&args.initiator)?, &args),
+        Command::Discover(args) => {
+            let ctx = context(&args.initiator)?;
+            block_on(Threads::Many(None), discover::run(&ctx, args))
+        }
+        Command::Inquiry(args) => {
+            let ctx = context(&args.options.initiator)?;
+            block_on(Threads::Many(None), inquiry::run(&ctx, args))
+        }
+        Command::Copy(args) => {
+            let ctx = context(&args.options.initiator)?;
+            block_on(Threads::Many(None), copy::run(&ctx, args))
+        }
+        Command::Bench(args) => {
+            let ctx = context(&args.options.initiator)?;
+            block_on(Threads::One, bench::run(&ctx, args))
+        }
         // One thread: an NBD request goes from the socket to the session
         // driver and back without crossing threads (BENCHMARKS.md).
         Command::Attach(args) => {
+            let ctx = context(&args.options.initiator)?;
             let threads = match args.threads {
                 1 => Threads::One,
                 n => Threads::Many(Some(usize::from(n))),
             };
             block_on(threads, attach::run(&ctx, args))
         }
-        Command::Conformance(args) => block_on(Threads::One, conformance::run(&ctx, args)),
+        Command::Conformance(args) if args.list => conformance::list(&args),
+        Command::Conformance(args) => {
+            let ctx = context(&args.initiator)?;
+            block_on(Threads::One, conformance::run(&ctx, args))
+        }
         Command::Status(args) => block_on(Threads::One, status::run(args)),
         Command::Path(args) => block_on(Threads::One, path::run(args)),
         Command::Failback(args) => block_on(Threads::One, path::failback(args)),
-        Command::Completions(_) | Command::Manpage(_) => Ok(()),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Manpage(args) => completions::manpage(&args),
     }
+}
+
+/// The initiator name `--initiator-name` gives, else this host's.
+fn context(initiator: &InitiatorArgs) -> Result<Context> {
+    Ok(Context {
+        initiator_name: initiator::resolve(initiator.initiator_name.as_deref())?,
+    })
 }
 
 /// Which runtime a command runs on.

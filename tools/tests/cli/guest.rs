@@ -75,7 +75,7 @@ fn hex(bytes: &[u8]) -> String {
 fn check_files(ci: &Path, output: &str, dir: &Path) {
     let image = dir.join("volume.img");
     let out = Command::new(env!("CARGO_BIN_EXE_riscsi"))
-        .args(["--initiator-name", INITIATOR, "copy"])
+        .args(["copy", "--initiator-name", INITIATOR])
         .arg(format!("@{}", ci.display()))
         .arg(&image)
         .env("RISCSI_STATE_DIR", dir)
@@ -177,7 +177,7 @@ fn riscsi_attach_device_in_a_guest_survives_a_main_path_cut() {
     let ci_text = guest_info.to_json(ConnectionInfoForm::Lists).to_string();
     let script = format!(
         "export RISCSI_STATE_DIR=/tmp RISCSI_RUN_DIR=/tmp/run\n\
-         riscsi -v --initiator-name {INITIATOR} attach @/ci.json --device /dev/nbd0 \
+         riscsi -v attach --initiator-name {INITIATOR} @/ci.json --device /dev/nbd0 \
            --nop-interval 1 --nop-timeout 1 >/tmp/ready 2>/tmp/attach.log &\n\
          A=$!\n\
          for i in $(seq 150); do [ -s /tmp/ready ] && break; sleep 0.2; done\n\
@@ -301,7 +301,7 @@ fn ext4_survives_a_flapping_main_path_and_a_target_restart() {
     }
     let script = format!(
         "export RISCSI_STATE_DIR=/tmp RISCSI_RUN_DIR=/tmp/run\n\
-         riscsi -v --initiator-name {INITIATOR} attach @/ci.json --device /dev/nbd0 \
+         riscsi -v attach --initiator-name {INITIATOR} @/ci.json --device /dev/nbd0 \
            --nop-interval 1 --nop-timeout 1 >/tmp/ready 2>/tmp/attach.log &\n\
          A=$!\n\
          for i in $(seq 150); do [ -s /tmp/ready ] && break; sleep 0.2; done\n\
@@ -376,7 +376,7 @@ fn ext4_survives_a_flapping_main_path_and_a_target_restart() {
     let ci = write_ci(&host_info, dir.path(), "ci.json");
     let volume = dir.path().join("volume.img");
     let out = Command::new(env!("CARGO_BIN_EXE_riscsi"))
-        .args(["--initiator-name", INITIATOR, "copy"])
+        .args(["copy", "--initiator-name", INITIATOR])
         .arg(format!("@{}", ci.display()))
         .arg(&volume)
         .env("RISCSI_STATE_DIR", dir.path())

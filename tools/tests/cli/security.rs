@@ -276,13 +276,7 @@ fn unix_sockets_are_private_and_refuse_other_users() {
     std::fs::copy(env!("CARGO_BIN_EXE_riscsi"), &probe).unwrap();
     chmod(&probe, 0o755);
     let control_arg = control.display().to_string();
-    let status = [
-        "--initiator-name",
-        "iqn.2026-11.io.riscsi.test:nobody",
-        "status",
-        "--control",
-        control_arg.as_str(),
-    ];
+    let status = ["status", "--control", control_arg.as_str()];
     let uri = attach.uri().to_owned();
 
     let (ok, stderr) = run_as_nobody(&probe, &status);

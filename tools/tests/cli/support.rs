@@ -1,8 +1,8 @@
 //! Running the `riscsi` binary the way a user would: argv, environment and
 //! stdin in, exit status, stdout and stderr out, under a deadline.
 //!
-//! Every run gets `--initiator-name` (unless a test asks for the generated
-//! one), its own empty `RISCSI_STATE_DIR`, no inherited CHAP secrets or log
+//! Every run of a subcommand that takes `--initiator-name` gets it (unless
+//! a test asks for the generated one), its own empty `RISCSI_STATE_DIR`, no inherited CHAP secrets or log
 //! filter, and `RUST_BACKTRACE=1` so that a panic could not hide behind a
 //! short message.
 
@@ -46,22 +46,40 @@ enum Input {
     File(PathBuf),
 }
 
+/// The subcommands that take `--initiator-name` (after their name: it is
+/// not a global option).
+const NAMED_SUBCOMMANDS: &[&str] = &[
+    "discover",
+    "inquiry",
+    "copy",
+    "bench",
+    "connector",
+    "attach",
+    "conformance",
+];
+
 /// One `riscsi` command line, ready to run.
 pub struct Riscsi {
     args: Vec<String>,
+    /// Given as `--initiator-name` right after the subcommand, if it takes one.
+    initiator: Option<&'static str>,
     env: Vec<(String, String)>,
     input: Input,
     state_dir: Option<PathBuf>,
     timeout: Duration,
 }
 
-/// `riscsi --initiator-name INITIATOR ARGS...`.
+/// `riscsi ARGS...`, with `--initiator-name INITIATOR` after the
+/// subcommand when it takes one.
 pub fn riscsi<I, S>(args: I) -> Riscsi
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    riscsi_unnamed(["--initiator-name", INITIATOR]).args(args)
+    Riscsi {
+        initiator: Some(INITIATOR),
+        ..riscsi_unnamed(args)
+    }
 }
 
 /// `riscsi ARGS...` without `--initiator-name`, for the tests of the
@@ -73,6 +91,7 @@ where
 {
     Riscsi {
         args: args.into_iter().map(Into::into).collect(),
+        initiator: None,
         env: Vec::new(),
         input: Input::Null,
         state_dir: None,
@@ -115,9 +134,26 @@ impl Riscsi {
         self
     }
 
+    /// The arguments as the binary gets them: `--initiator-name` goes
+    /// right after the subcommand (the first argument that is no flag),
+    /// when that subcommand takes it.
+    fn argv(&self) -> Vec<String> {
+        let mut argv = self.args.clone();
+        let subcommand = argv.iter().position(|a| !a.starts_with('-'));
+        if let (Some(name), Some(at)) = (self.initiator, subcommand)
+            && NAMED_SUBCOMMANDS.contains(&argv[at].as_str())
+        {
+            argv.splice(
+                at + 1..at + 1,
+                ["--initiator-name".to_owned(), name.to_owned()],
+            );
+        }
+        argv
+    }
+
     /// The command line as failure messages show it.
     fn display(&self) -> String {
-        format!("riscsi {}", self.args.join(" "))
+        format!("riscsi {}", self.argv().join(" "))
     }
 
     /// Starts the run; [`Running::wait`] collects it.
@@ -129,7 +165,7 @@ impl Riscsi {
             .clone()
             .unwrap_or_else(|| temp_state.path().to_owned());
         let mut command = Command::new(env!("CARGO_BIN_EXE_riscsi"));
-        command.args(&self.args);
+        command.args(self.argv());
         for key in SCRUBBED_ENV {
             command.env_remove(key);
         }

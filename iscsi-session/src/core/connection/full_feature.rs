@@ -10,8 +10,8 @@ use iscsi_proto::pdu::{
 use iscsi_proto::text::KeyValue;
 use tracing::{debug, info, warn};
 
-use super::scsi_task::{DataInStep, ScsiTask};
-use super::task_table::{TaskKind, TextPurpose};
+use super::scsi_task::DataInStep;
+use super::task_table::{NotSent, TaskKind, TextPurpose};
 use super::{Connection, ConnectionEvent, MAX_TEXT_RESPONSE, Phase, TargetEvent, later, secs};
 use crate::core::error::{Error, TaskFailure};
 use crate::core::lu_change::LuChange;
@@ -66,35 +66,28 @@ impl<U> Connection<U> {
         });
     }
 
-    /// The sent SCSI command a target PDU names. `None` when there is nothing
-    /// to do: an unknown ITT (a late answer for a task already ended) is
-    /// ignored; a PDU for another kind of task, or for a command still
-    /// waiting for the window, is a violation and fails the connection.
-    fn sent_scsi_task(&mut self, itt: Itt, what: &str) -> Option<&mut ScsiTask> {
-        let sent = match self.tasks.get(itt).map(|t| &t.kind) {
-            None => {
-                debug!(%itt, "{what} for an unknown task, ignored");
-                return None;
-            }
-            Some(TaskKind::Scsi(s, _)) => s.cmd_sn.is_some(),
-            Some(_) => false,
-        };
-        if !sent {
-            self.protocol_violation(
+    /// What to do about a target PDU whose ITT names no sent SCSI command
+    /// (`TaskTable::sent_scsi`): an unknown ITT (a late answer for a task
+    /// already ended) is ignored; a PDU for another kind of task, or for a
+    /// command still waiting for the window, is a violation and fails the
+    /// connection.
+    fn not_a_sent_command(&mut self, itt: Itt, what: &str, miss: NotSent) {
+        match miss {
+            NotSent::Unknown => debug!(%itt, "{what} for an unknown task, ignored"),
+            NotSent::Other => self.protocol_violation(
                 itt,
                 TaskFailure::Protocol(format!(
                     "{what} for a task that is not a command sent to the target"
                 )),
-            );
-            return None;
+            ),
         }
-        self.tasks.scsi_mut(itt)
     }
 
     fn on_scsi_response(&mut self, resp: ScsiResponse) {
         let itt = resp.itt;
-        let Some(scsi) = self.sent_scsi_task(itt, "SCSI Response") else {
-            return;
+        let scsi = match self.tasks.sent_scsi(itt) {
+            Ok(scsi) => scsi,
+            Err(miss) => return self.not_a_sent_command(itt, "SCSI Response", miss),
         };
         let result = scsi.on_response(resp);
         self.complete_command(itt, result);
@@ -102,8 +95,9 @@ impl<U> Connection<U> {
 
     fn on_data_in(&mut self, din: DataIn) {
         let itt = din.itt;
-        let Some(scsi) = self.sent_scsi_task(itt, "Data-In") else {
-            return;
+        let scsi = match self.tasks.sent_scsi(itt) {
+            Ok(scsi) => scsi,
+            Err(miss) => return self.not_a_sent_command(itt, "Data-In", miss),
         };
         match scsi.on_data_in(din) {
             Ok(DataInStep::Continue) => {}
@@ -115,16 +109,13 @@ impl<U> Connection<U> {
     fn on_r2t(&mut self, r2t: R2t) {
         let exp_stat_sn = self.seq.exp_stat_sn;
         let itt = r2t.itt;
-        // The sent-task check first, then disjoint field borrows, so the
-        // Data-Out PDUs go straight into the queue.
-        if self.sent_scsi_task(itt, "R2T").is_none() {
-            return;
-        }
-        let (tasks, params, outgoing) = (&mut self.tasks, &self.params, &mut self.outgoing);
-        let Some(scsi) = tasks.scsi_mut(itt) else {
-            return;
+        // One lookup; the task borrows only `tasks`, so the Data-Out PDUs
+        // go straight into `outgoing`.
+        let scsi = match self.tasks.sent_scsi(itt) {
+            Ok(scsi) => scsi,
+            Err(miss) => return self.not_a_sent_command(itt, "R2T", miss),
         };
-        if let Err(failure) = scsi.answer_r2t(&r2t, exp_stat_sn, params, outgoing) {
+        if let Err(failure) = scsi.answer_r2t(&r2t, exp_stat_sn, &self.params, &mut self.outgoing) {
             self.protocol_violation(itt, failure);
         }
     }

@@ -35,8 +35,9 @@ use crate::core::chap::ChapAlgorithm;
 use crate::core::command::{Command, CommandOutcome, Direction};
 use crate::core::config::SessionConfig;
 use crate::core::error::{Error, PathContext, TaskFailure, quote_peer_bytes};
-use crate::core::login::{ChapDiagnosis, Login, LoginStep};
+use crate::core::login::{Login, LoginStep};
 
+pub use crate::core::login::ChapDiagnosis;
 pub use event::{ConnectionEvent, TargetEvent, Unfinished};
 use sequencing::Sequencing;
 use task_table::{TaskKind, TaskTable, TextPurpose};
@@ -187,7 +188,13 @@ impl<U> Connection<U> {
     /// A login that only checks whether the target accepts our CHAP
     /// response when we do not challenge it; it always ends closed, its
     /// verdict in [`Connection::chap_diagnosis`] and its error.
-    pub(crate) fn checking_credentials(config: Arc<SessionConfig>, now: Instant) -> Self {
+    ///
+    /// Run it on a fresh TCP connection after a mutual CHAP login ended
+    /// with [`ChapDiagnosis::RefusedAfterMutualChallenge`]: it tells whether
+    /// the target refused our user name and secret or has no outgoing
+    /// account to answer our challenge with (the tokio driver does this
+    /// before it reports the refusal).
+    pub fn checking_credentials(config: Arc<SessionConfig>, now: Instant) -> Self {
         Connection::build(config, 0, now, StdRng::from_entropy(), true)
     }
 
@@ -267,7 +274,11 @@ impl<U> Connection<U> {
         self.chap_algorithm
     }
 
-    pub(crate) fn chap_diagnosis(&self) -> Option<ChapDiagnosis> {
+    /// What a failed CHAP login found out beyond its error: `None` unless
+    /// the login was refused after a mutual challenge, or this connection is
+    /// a credentials check ([`Connection::checking_credentials`]) that
+    /// reached a verdict.
+    pub fn chap_diagnosis(&self) -> Option<ChapDiagnosis> {
         self.chap_diagnosis
     }
 

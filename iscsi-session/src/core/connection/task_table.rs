@@ -49,6 +49,15 @@ impl<U> TaskKind<U> {
     }
 }
 
+/// Why [`TaskTable::sent_scsi`] found no sent SCSI command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotSent {
+    /// No task has the ITT.
+    Unknown,
+    /// Another kind of task, or a command still waiting for the window.
+    Other,
+}
+
 #[derive(Debug)]
 pub(crate) struct Task<U> {
     pub kind: TaskKind<U>,
@@ -161,10 +170,13 @@ impl<U> TaskTable<U> {
         self.tasks.get_mut(itt).map(|t| &mut t.kind)
     }
 
-    pub fn scsi_mut(&mut self, itt: Itt) -> Option<&mut ScsiTask> {
+    /// The SCSI command `itt` names, if it was sent to the target (it has
+    /// a CmdSN), in one lookup.
+    pub fn sent_scsi(&mut self, itt: Itt) -> Result<&mut ScsiTask, NotSent> {
         match self.kind_mut(itt) {
-            Some(TaskKind::Scsi(task, _)) => Some(task),
-            _ => None,
+            None => Err(NotSent::Unknown),
+            Some(TaskKind::Scsi(task, _)) if task.cmd_sn.is_some() => Ok(task),
+            Some(_) => Err(NotSent::Other),
         }
     }
 

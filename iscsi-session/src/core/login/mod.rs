@@ -69,9 +69,11 @@ pub(crate) struct LoginDone {
     pub exp_stat_sn: u32,
 }
 
-/// What an authentication refusal tells, beyond the error itself.
+/// What an authentication refusal tells, beyond the error itself
+/// ([`Connection::chap_diagnosis`](crate::Connection::chap_diagnosis)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ChapDiagnosis {
+#[non_exhaustive]
+pub enum ChapDiagnosis {
     /// Refused after we answered and challenged the target in one PDU: our
     /// CHAP_N/CHAP_R, or its own missing outgoing account? tgtd answers both
     /// with the same bare 0201; a credentials check can tell them apart.

@@ -6,13 +6,16 @@
 //! - `establish`: connect, login, redirects, the CHAP fallback (mechanism).
 //! - `serve`: the I/O loop of one logged-in connection (mechanism).
 //! - `parked`: commands waiting for the next connection (Replay policy).
-//! - `streak`: connections lost the same way after each login (policy input).
-//! - here: the life cycle, and what happens between connections (policy).
+//! - `reconnect`: when to log in again after a loss or a failed login, or
+//!   to stop and say why (policy).
+//! - `streak`: connections lost the same way after each login (its input).
+//! - here: the life cycle, carrying out what `reconnect` decides.
 //!
 //! Time is tokio's everywhere, so tests can pause it.
 
 mod establish;
 mod parked;
+mod reconnect;
 mod request;
 mod serve;
 mod streak;
@@ -22,8 +25,8 @@ use std::time::Duration;
 
 use iscsi_proto::pdu::Itt;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tokio::time::{Instant, sleep_until};
+use tracing::{Instrument, info, info_span};
 
 use crate::core::command::Command;
 use crate::core::config::{Recovery, SessionConfig};
@@ -35,9 +38,10 @@ use crate::runtime::transport::Transport;
 
 pub(crate) use establish::{Established, establish};
 use parked::Parked;
+use reconnect::{Next, Reconnect};
 pub(crate) use request::{Pending, Request, TextReply};
 use serve::ServeEnd;
-use streak::{LossStreak, LostConnection, REPEATED_LOSS_LIMIT};
+use streak::LostConnection;
 
 /// The current time as the sans-IO core takes it, from tokio's clock.
 pub(crate) fn now() -> std::time::Instant {
@@ -79,8 +83,8 @@ pub(crate) struct Driver {
     portal: Portal,
     logout_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
     shutting_down: bool,
-    /// Wait requested by the target before reconnecting.
-    time2wait: Duration,
+    /// When to log in again, or to stop.
+    reconnect: Reconnect,
     /// The caller of the text exchange in progress.
     text_reply: Option<(Itt, TextReply)>,
     /// Why commands cannot be sent now, for their errors.
@@ -96,6 +100,7 @@ impl Driver {
         portal: Portal,
     ) -> Self {
         Driver {
+            reconnect: Reconnect::new(config.reconnect.clone()),
             config,
             requests,
             status,
@@ -104,7 +109,6 @@ impl Driver {
             portal,
             logout_waiters: Vec::new(),
             shutting_down: false,
-            time2wait: Duration::ZERO,
             text_reply: None,
             offline_reason: "not logged in yet".into(),
         }
@@ -132,24 +136,16 @@ impl Driver {
     pub async fn run(mut self, initial: Option<Established>) {
         let span = info_span!("session", portal = %self.config.portal, target = %self.ctx().target);
         async move {
-            let mut ever_logged_in = initial.is_some();
             let mut current = initial.map(|e| (e.conn, e.io));
-            let mut attempts = 0u32;
-            // Consecutive connections lost before they outlived the longest
-            // backoff. A login that works proves little if the connection
-            // dies right after it: a target that accepts every login and
-            // drops us at once would otherwise be logged in again every
-            // `first_delay`, without end. Each such loss carries the
-            // backoff on, as a failed login does.
-            let mut flaps = 0u32;
+            if current.is_some() {
+                self.reconnect.logged_in(Instant::now());
+            }
             // No wait before the first login of a session started down.
             let mut wait = None;
             let mut result = Ok(());
-            let mut streak = LossStreak::default();
             loop {
                 if let Some((mut conn, mut io)) = current.take() {
                     self.replay_parked(&mut conn);
-                    let logged_in_at = Instant::now();
                     let end = self.serve(&mut conn, &mut io).await;
                     let completed = conn.stats().commands_completed;
                     // The socket closes now, before any wait below: the
@@ -165,45 +161,22 @@ impl Driver {
                                 completed,
                                 unfinished,
                             };
-                            match streak.record(&error, lost) {
-                                // Logging in again would replay the same
-                                // commands into the same failure: stop and
-                                // say why, well before the replacement
-                                // timeout would fail them without a word.
-                                Some(count) if count >= REPEATED_LOSS_LIMIT => {
-                                    warn!(
-                                        %error,
-                                        count,
-                                        "connection lost the same way after every login; \
-                                         not reconnecting until asked to"
-                                    );
-                                    let gave_up = Error::RepeatedFailure {
-                                        ctx: self.ctx(),
-                                        count,
-                                        cause: Box::new(error),
-                                    };
+                            let ctx = self.ctx();
+                            match self
+                                .reconnect
+                                .connection_lost(&ctx, &error, lost, Instant::now())
+                            {
+                                Next::GiveUp(gave_up) => {
                                     if let Waited::Shutdown = self.stop_until_asked(gave_up).await {
                                         break;
                                     }
                                     info!("reconnecting as asked");
-                                    streak.reset();
-                                    attempts = 0;
-                                    flaps = 0;
                                 }
-                                same => {
-                                    warn!(%error, same_in_a_row = same, "connection lost");
+                                Next::RetryAt(at) => {
                                     self.offline_reason = format!("reconnecting after: {error}");
                                     self.status.send_modify(|s| s.last_error = Some(error));
                                     self.set_state(SessionState::Reconnecting { attempts: 0 });
-                                    attempts = 0;
-                                    let lived = logged_in_at.elapsed();
-                                    flaps = if lived < self.config.reconnect.max_delay {
-                                        flaps + 1
-                                    } else {
-                                        0
-                                    };
-                                    let step = flaps.max(1);
-                                    wait = Some(self.config.reconnect.delay(step, self.time2wait));
+                                    wait = Some(at);
                                 }
                             }
                         }
@@ -212,13 +185,14 @@ impl Driver {
                 if self.shutting_down {
                     break;
                 }
-                if let Some(delay) = wait.take() {
-                    match self.while_disconnected(sleep(delay), true).await {
+                if let Some(at) = wait.take() {
+                    match self.while_disconnected(sleep_until(at), true).await {
                         Waited::Shutdown => break,
                         Waited::Done(()) | Waited::Hurried => {}
                     }
                 }
-                attempts += 1;
+                let attempts = self.reconnect.attempt();
+                let ever_logged_in = self.reconnect.ever_logged_in();
                 self.set_state(if ever_logged_in {
                     SessionState::Reconnecting { attempts }
                 } else {
@@ -239,7 +213,7 @@ impl Driver {
                         } else {
                             info!(attempts, "logged in");
                         }
-                        self.time2wait = Duration::ZERO;
+                        self.reconnect.logged_in(Instant::now());
                         self.portal = est.home.clone();
                         let reconnected = ever_logged_in;
                         self.status.send_modify(|s| {
@@ -250,28 +224,23 @@ impl Driver {
                             s.reconnects += u64::from(reconnected);
                         });
                         self.set_state(SessionState::LoggedIn);
-                        ever_logged_in = true;
                         current = Some((est.conn, est.io));
                     }
-                    Err(e) if self.gives_up_on(&e, ever_logged_in) => {
-                        warn!(error = %e, "login failed; not retrying until asked to");
-                        let gave_up = Error::LoginGaveUp {
-                            ctx: self.ctx(),
-                            cause: Box::new(e),
-                        };
-                        if let Waited::Shutdown = self.stop_until_asked(gave_up).await {
-                            break;
-                        }
-                        info!("retrying the login as asked");
-                        streak.reset();
-                        attempts = 0;
-                    }
                     Err(e) => {
-                        debug!(error = %e, attempts, "login failed");
-                        self.offline_reason = format!("cannot log in: {e}");
-                        self.status.send_modify(|s| s.last_error = Some(e));
-                        let step = flaps.max(1) + attempts;
-                        wait = Some(self.config.reconnect.delay(step, self.time2wait));
+                        let ctx = self.ctx();
+                        match self.reconnect.login_failed(&ctx, &e, Instant::now()) {
+                            Next::GiveUp(gave_up) => {
+                                if let Waited::Shutdown = self.stop_until_asked(gave_up).await {
+                                    break;
+                                }
+                                info!("retrying the login as asked");
+                            }
+                            Next::RetryAt(at) => {
+                                self.offline_reason = format!("cannot log in: {e}");
+                                self.status.send_modify(|s| s.last_error = Some(e));
+                                wait = Some(at);
+                            }
+                        }
                     }
                 }
             }
@@ -298,23 +267,12 @@ impl Driver {
         }
     }
 
-    /// Whether a failed login ends the automatic retries. Credentials or an
-    /// ACL that are wrong stay wrong; but "no such target" right after a
-    /// target that worked restarts is its configuration not being back yet.
-    fn gives_up_on(&self, e: &Error, ever_logged_in: bool) -> bool {
-        e.is_permanent_login_failure() && !(ever_logged_in && e.is_target_missing())
-    }
-
+    /// Ends the session with `result`, how its logout went: every logout
+    /// asked for gets it, including one still queued, and so does a handle
+    /// that asks once the driver is gone (from the status, written first).
     fn finish(&mut self, result: Result<(), Error>) {
         let ctx = self.ctx();
         self.fail_parked();
-        self.requests.close();
-        while let Ok(req) = self.requests.try_recv() {
-            reject_request(req, &ctx);
-        }
-        for w in self.logout_waiters.drain(..) {
-            let _ = w.send(result.clone());
-        }
         self.status.send_modify(|s| {
             s.logged_out = result.is_ok();
             if let Err(e) = &result {
@@ -322,6 +280,13 @@ impl Driver {
             }
         });
         self.set_state(SessionState::Closed);
+        self.requests.close();
+        while let Ok(req) = self.requests.try_recv() {
+            reject_request(req, &ctx, &result);
+        }
+        for w in self.logout_waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
     }
 
     fn fail_parked(&mut self) {
@@ -434,7 +399,9 @@ impl Driver {
     }
 }
 
-fn reject_request(req: Request, ctx: &PathContext) {
+/// Answers a request that came after the session ended with `ended`: a
+/// logout learns how the session ended, not that it went well.
+fn reject_request(req: Request, ctx: &PathContext, ended: &Result<(), Error>) {
     match req {
         Request::Command { reply, .. } => {
             let _ = reply.send(Err(Error::Closed { ctx: ctx.clone() }));
@@ -446,8 +413,70 @@ fn reject_request(req: Request, ctx: &PathContext) {
             let _ = reply.send(ConnectionStats::default());
         }
         Request::Logout { reply } => {
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(ended.clone());
         }
         Request::ReconnectNow => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle_driver() -> (
+        Driver,
+        mpsc::Sender<Request>,
+        watch::Receiver<SessionStatus>,
+    ) {
+        let portal = Portal::new("127.0.0.1", 3260);
+        let config = Arc::new(SessionConfig::new(
+            portal.clone(),
+            "iqn.2026-11.io.riscsi.test:t",
+            "iqn.2026-11.io.riscsi.test:i",
+        ));
+        let (tx, rx) = mpsc::channel(4);
+        let (status_tx, status_rx) = watch::channel(SessionStatus {
+            state: SessionState::LoggedIn,
+            since: Instant::now(),
+            portal: portal.clone(),
+            tsih: 1,
+            params: None,
+            chap_algorithm: None,
+            reconnects: 0,
+            last_error: None,
+            logged_out: false,
+        });
+        let (events, _) = broadcast::channel(1);
+        let driver = Driver::new(config, rx, status_tx, events, portal);
+        (driver, tx, status_rx)
+    }
+
+    /// A logout still queued when the session ends on an error (the
+    /// target went away during the first logout) learns that error, and
+    /// the status says the same for a handle that asks later.
+    #[tokio::test]
+    async fn a_queued_logout_learns_how_the_session_ended() {
+        let (mut driver, tx, status) = idle_driver();
+        let (first, first_rx) = oneshot::channel();
+        driver.logout_waiters.push(first);
+        let (queued, queued_rx) = oneshot::channel();
+        tx.send(Request::Logout { reply: queued }).await.unwrap();
+        let gone = Error::ConnectionLost {
+            ctx: driver.ctx(),
+            reason: "target closed the connection".into(),
+        };
+        driver.finish(Err(gone.clone()));
+        assert_eq!(first_rx.await.unwrap(), Err(gone.clone()));
+        assert_eq!(queued_rx.await.unwrap(), Err(gone.clone()));
+        let status = status.borrow().clone();
+        assert_eq!(status.state, SessionState::Closed);
+        assert!(!status.logged_out);
+        assert_eq!(status.last_error, Some(gone));
+        // After a clean logout, a late one is told so.
+        let (mut driver, tx, _status) = idle_driver();
+        let (late, late_rx) = oneshot::channel();
+        tx.send(Request::Logout { reply: late }).await.unwrap();
+        driver.finish(Ok(()));
+        assert_eq!(late_rx.await.unwrap(), Ok(()));
     }
 }

@@ -209,7 +209,7 @@ impl Driver {
         match &event {
             TargetEvent::DroppingConnection { time2wait } => {
                 info!(?time2wait, "target is dropping the connection");
-                self.time2wait = *time2wait;
+                self.reconnect.target_asks_to_wait(*time2wait);
             }
             TargetEvent::LogoutRequested { within } => {
                 info!(?within, "target asked for logout; will reconnect");
