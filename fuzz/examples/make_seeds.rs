@@ -132,6 +132,30 @@ impl Script {
         write_seed("session_after_login", name, &bytes);
     }
 
+    /// The input: the whole stream, delivered `piece` bytes per step
+    /// (scripts without actions).
+    fn finish_in_pieces(self, name: &str, piece: usize, expect: impl Fn(&session::Report)) {
+        assert!(
+            self.steps.iter().all(|(_, a)| *a == 0),
+            "{name}: a script in pieces has no actions"
+        );
+        let stream: Vec<u8> = self.steps.iter().flat_map(|(b, _)| b.clone()).collect();
+        let setup = Setup {
+            flags: self.flags,
+            initial: self.initial,
+            steps: vec![Step {
+                chunk: piece,
+                action: 0,
+            }],
+            stream: &stream,
+        };
+        let bytes = setup.to_bytes();
+        let report = session::run(&bytes).expect("the seed parses");
+        println!("  {name}: {report:?}");
+        expect(&report);
+        write_seed("session_after_login", name, &bytes);
+    }
+
     // ---- the target's PDUs, numbered as the harness's target ----
 
     fn response(&mut self, itt: Itt, status: u8, sense: &[u8]) -> Pdu {
@@ -479,6 +503,28 @@ fn session_seeds() {
     let done = s.tmf_response(plug, TmfResponse::FunctionComplete);
     s.step(&[done], 0);
     s.finish("reject_and_plug", |r| assert_eq!(r.failed, 1));
+
+    // Digests on, the 64 KiB read answered by one Data-In of 64 KiB: a long
+    // segment, read into its own buffer once its header is in, here fed
+    // 251 bytes at a time (odd, so pieces end anywhere in header, segment
+    // or digest); then the same stream cut off inside the segment, where
+    // the read times out (its abort unanswered, the connection dropped).
+    for (name, cut, done) in [
+        ("long_data_in", false, 1),
+        ("long_data_in_cut_off", true, 0),
+    ] {
+        let mut s = Script::new(0x01 | 0x02, 1 << 2);
+        let itts = Script::command_itts(&s.sent());
+        let read = s.data_in(itts[0], 0, 0, 64 * 1024, true);
+        s.step(&[read], 0);
+        if cut {
+            s.steps[0].0.truncate(40_000);
+        }
+        s.finish_in_pieces(name, 251, |r| {
+            assert_eq!(r.completed, done);
+            assert_eq!(r.failed, 1 - done);
+        });
+    }
 }
 
 fn login_seed(name: &str, setup: login::Setup<'_>, expect_logged_in: bool) {

@@ -325,8 +325,7 @@ impl Harness {
 
     /// Delivers raw bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.conn.receive_buffer().extend_from_slice(bytes);
-        self.conn.handle_received(self.now);
+        self.conn.receive(bytes, self.now);
         self.drain();
     }
 

@@ -30,13 +30,15 @@
 //!   holds (a hostile R2T cannot make us resend);
 //! - bounded work per step: PDUs sent and events raised grow with the PDUs
 //!   received and the caller's moves, not with what the target claims; the
-//!   receive buffer stays one allocation.
+//!   buffer a read goes into stays one allocation, of at most the shared
+//!   receive buffer's size or our MaxRecvDataSegmentLength, and a read is
+//!   never asked for zero bytes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use iscsi_proto::codec::Digests;
 use iscsi_proto::pdu::{Itt, Lun, Pdu, Stage};
 use iscsi_proto::scsi::Cdb;
@@ -53,9 +55,11 @@ use crate::target::{TargetWire, answers, one_login_request, text};
 
 /// The TSIH the scripted target assigns.
 pub const TSIH: u16 = 0x0b0b;
-/// The receive buffer the connection allocates (`RECEIVE_ALLOCATION` in
-/// iscsi-session), plus slack for `BytesMut` rounding.
-const RX_BOUND: usize = 4 * 1024 * 1024 + 64 * 1024;
+/// The most a receive buffer the connection reads into may take: the shared
+/// one (`RECEIVE_ALLOCATION` in iscsi-session, 256 KiB) or a long data
+/// segment's own, at most our MaxRecvDataSegmentLength (256 KiB by default),
+/// plus slack for `BytesMut` rounding.
+const RX_BOUND: usize = 256 * 1024 + 64 * 1024;
 /// Two hours: longer than any chain of timeouts (command 30 s, task
 /// management 10 s twice, logout 5 s, NOP 10 s) the connection can be in.
 const SILENCE: Duration = Duration::from_secs(2 * 3600);
@@ -284,9 +288,7 @@ impl Harness {
             0,
             text(&[("AuthMethod", "None")]),
         );
-        conn.receive_buffer()
-            .extend_from_slice(&target.encode(&Pdu::LoginResponse(resp)));
-        conn.handle_received(now);
+        conn.receive(&target.encode(&Pdu::LoginResponse(resp)), now);
         let offers = one_login_request(target.sent(&mut conn));
         assert_eq!(offers.csg, Stage::Operational);
         let mut overrides = Vec::new();
@@ -298,9 +300,7 @@ impl Harness {
         }
         let data = answers(&offers, setup.target_mrdsl(), &overrides);
         let resp = target.login_response(Stage::Operational, Some(Stage::FullFeature), TSIH, data);
-        conn.receive_buffer()
-            .extend_from_slice(&target.encode(&Pdu::LoginResponse(resp)));
-        conn.handle_received(now);
+        conn.receive(&target.encode(&Pdu::LoginResponse(resp)), now);
         let params = match conn.poll_event() {
             Some(ConnectionEvent::LoggedIn { params, tsih }) => {
                 assert_eq!(tsih, TSIH);
@@ -360,16 +360,24 @@ impl Harness {
         self.accepted.iter().filter(|a| !a.done).count()
     }
 
-    /// Delivers `bytes` as the target's.
-    pub fn feed(&mut self, bytes: &[u8]) {
-        let rx = self.conn.receive_buffer();
-        rx.extend_from_slice(bytes);
-        assert!(
-            rx.capacity() <= RX_BOUND,
-            "receive buffer of {} bytes",
-            rx.capacity()
-        );
-        self.conn.handle_received(self.now);
+    /// Delivers `bytes` as the target's, as a driver reads them: into the
+    /// buffer the connection names (the shared one, or a long data segment's
+    /// own), never more than it asks for, handling each read.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.conn.state() != ConnectionState::Closed {
+            let mut rx = self.conn.receive_buffer();
+            let n = rx.remaining_mut().min(bytes.len());
+            // A read of zero bytes would look like the peer closing.
+            assert!(n > 0, "the connection asked for no bytes");
+            rx.put_slice(&bytes[..n]);
+            assert!(
+                rx.get_ref().capacity() <= RX_BOUND,
+                "receive buffer of {} bytes",
+                rx.get_ref().capacity()
+            );
+            bytes = &bytes[n..];
+            self.conn.handle_received(self.now);
+        }
     }
 
     /// The caller's move of an action byte; returns the moves made (0 or 1).

@@ -148,8 +148,73 @@ impl PduDecoder {
         }
     }
 
+    /// The most bytes [`PduDecoder::decode_split`] with this `split` needs
+    /// buffered to make progress: a whole PDU whose data segment is shorter
+    /// than `split`, or the header of a longer one. A receive buffer with this
+    /// much room never has to grow.
+    pub fn max_buffered_len(&self, split: usize) -> usize {
+        let data = (self.max_data_segment_len as usize).min(split.saturating_sub(1));
+        self.frame_len(MAX_AHS_LEN, data)
+    }
+
     /// Decodes one PDU from the front of `buf`, consuming its bytes.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Pdu>, DecodeError> {
+        let Some((b, frame)) = self.checked_header(buf)? else {
+            return Ok(None);
+        };
+        self.decode_whole(buf, &b, &frame)
+    }
+
+    /// As [`PduDecoder::decode`], except that a PDU whose data segment is at
+    /// least `split` bytes long (and not entirely buffered yet) comes back as
+    /// its [`PduHead`]: its header is consumed and checked (header digest,
+    /// opcode, the negotiated length limit), and the caller gathers the data
+    /// segment in a buffer of its own, then the padding and data digest, and
+    /// hands both to [`PduHead::finish`]. A PDU already wholly in `buf` is
+    /// decoded as by `decode`, its data a slice of `buf`.
+    pub fn decode_split(
+        &mut self,
+        buf: &mut BytesMut,
+        split: usize,
+    ) -> Result<Option<Decoded>, DecodeError> {
+        let Some((b, frame)) = self.checked_header(buf)? else {
+            return Ok(None);
+        };
+        // Short segments, and PDUs whose header (without a header digest,
+        // the AHS) is not all there yet, take the whole-PDU path.
+        if frame.data_len == 0
+            || frame.data_len < split
+            || buf.len() >= frame.total_len
+            || buf.len() < frame.header_len
+        {
+            return Ok(self.decode_whole(buf, &b, &frame)?.map(Decoded::Pdu));
+        }
+        let opcode = Opcode::from_code(b[0]).expect("checked_header refuses reserved opcodes");
+        if !opcode.may_carry_data() {
+            // Refused before anyone buffers the segment for it.
+            return Err(PduError::UnexpectedData {
+                opcode,
+                itt: bhs::itt_field(&b),
+                len: frame.data_len,
+            }
+            .into());
+        }
+        let header = buf.split_to(frame.header_len).freeze();
+        Ok(Some(Decoded::Head(PduHead {
+            bhs: b,
+            ahs: header.slice(BHS_LEN..BHS_LEN + frame.ahs_len),
+            data_len: frame.data_len,
+            header_len: frame.header_len,
+            data_digest: self.digests.data,
+        })))
+    }
+
+    /// The BHS at the front of `buf` once its header (AHS and digest
+    /// included) is buffered and checks out; `None` until then.
+    fn checked_header(
+        &self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<([u8; BHS_LEN], Frame)>, DecodeError> {
         let Some(head) = buf.get(..BHS_LEN) else {
             return Ok(None);
         };
@@ -193,6 +258,17 @@ impl PduDecoder {
             }
             .into());
         }
+        Ok(Some((b, frame)))
+    }
+
+    /// The whole PDU whose checked header is at the front of `buf`, once
+    /// all of it is buffered.
+    fn decode_whole(
+        &self,
+        buf: &mut BytesMut,
+        b: &[u8; BHS_LEN],
+        frame: &Frame,
+    ) -> Result<Option<Pdu>, DecodeError> {
         if buf.len() < frame.total_len {
             buf.reserve(frame.total_len - buf.len());
             return Ok(None);
@@ -206,8 +282,8 @@ impl PduDecoder {
             let computed = digest::crc32c(&whole[data_start..at]);
             if received != computed {
                 return Err(DecodeError::DataDigest {
-                    opcode,
-                    itt,
+                    opcode: Opcode::from_code(b[0]),
+                    itt: bhs::itt_field(b),
                     received,
                     computed,
                 });
@@ -215,7 +291,87 @@ impl PduDecoder {
         }
         let ahs = &whole[BHS_LEN..BHS_LEN + frame.ahs_len];
         let data = whole.slice(data_start..data_start + frame.data_len);
-        Ok(Some(Pdu::decode_parts(&b, ahs, data)?))
+        Ok(Some(Pdu::decode_parts(b, ahs, data)?))
+    }
+}
+
+/// What [`PduDecoder::decode_split`] found at the front of the buffer.
+#[derive(Debug)]
+pub enum Decoded {
+    /// A whole PDU.
+    Pdu(Pdu),
+    /// The header of a PDU whose long data segment is still to come.
+    Head(PduHead),
+}
+
+/// The checked header of a PDU whose data segment the caller gathers itself
+/// (see [`PduDecoder::decode_split`]): the segment is `data_len` bytes, then
+/// come `trailer_len` bytes of padding and data digest.
+#[derive(Debug, Clone)]
+pub struct PduHead {
+    bhs: [u8; BHS_LEN],
+    ahs: Bytes,
+    data_len: usize,
+    header_len: usize,
+    data_digest: bool,
+}
+
+impl PduHead {
+    /// The PDU's opcode.
+    pub fn opcode(&self) -> Opcode {
+        Opcode::from_code(self.bhs[0]).expect("a head is only made for a known opcode")
+    }
+
+    /// Its Initiator Task Tag as received.
+    pub fn itt(&self) -> u32 {
+        bhs::itt_field(&self.bhs)
+    }
+
+    /// Bytes of the data segment (never above the negotiated limit).
+    pub fn data_len(&self) -> usize {
+        self.data_len
+    }
+
+    /// Bytes of padding and data digest after the segment.
+    pub fn trailer_len(&self) -> usize {
+        let digest = if self.data_digest { DIGEST_LEN } else { 0 };
+        bhs::padded_len(self.data_len) - self.data_len + digest
+    }
+
+    /// Bytes of the whole PDU on the wire, header included.
+    pub fn wire_len(&self) -> usize {
+        self.header_len + self.data_len + self.trailer_len()
+    }
+
+    /// The PDU, from its data segment and the trailer that followed it: the
+    /// data digest (over data and padding) is checked, the padding otherwise
+    /// ignored, as [`PduDecoder::decode`] does.
+    ///
+    /// # Panics
+    ///
+    /// If `data` or `trailer` is not of the length this head announced: the
+    /// caller reads exactly that many bytes of each.
+    pub fn finish(self, data: Bytes, trailer: &[u8]) -> Result<Pdu, DecodeError> {
+        assert_eq!(
+            data.len(),
+            self.data_len,
+            "data segment of the announced length"
+        );
+        assert_eq!(trailer.len(), self.trailer_len(), "padding and digest");
+        let pad = bhs::padded_len(self.data_len) - self.data_len;
+        if self.data_digest {
+            let received = read_digest(&trailer[pad..]);
+            let computed = digest::crc32c_append(digest::crc32c(&data), &trailer[..pad]);
+            if received != computed {
+                return Err(DecodeError::DataDigest {
+                    opcode: Some(self.opcode()),
+                    itt: self.itt(),
+                    received,
+                    computed,
+                });
+            }
+        }
+        Ok(Pdu::decode_parts(&self.bhs, &self.ahs, data)?)
     }
 }
 
@@ -618,6 +774,217 @@ mod tests {
             err,
             DecodeError::Pdu(PduError::UnexpectedAhs { .. })
         ));
+    }
+
+    const BOTH: Digests = Digests {
+        header: true,
+        data: true,
+    };
+
+    /// Decodes `wire` as a receiver splitting long segments would: the
+    /// stream fed `step` bytes at a time, each long segment gathered in a
+    /// buffer of its own sized from its head, then its trailer.
+    /// Returns the PDUs and how many came through a head.
+    fn decode_gathering(
+        digests: Digests,
+        wire: &[u8],
+        step: usize,
+        split: usize,
+    ) -> (Vec<Pdu>, usize) {
+        let mut dec = PduDecoder::new(digests, 1 << 20);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut head: Option<(PduHead, BytesMut)> = None;
+        let mut heads = 0;
+        let mut rest = wire;
+        loop {
+            let n = step.min(rest.len());
+            match &mut head {
+                Some((h, data)) if data.len() < h.data_len() => {
+                    let n = n.min(h.data_len() - data.len());
+                    data.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                }
+                _ => {
+                    buf.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                }
+            }
+            loop {
+                if let Some((h, data)) = &head {
+                    if data.len() < h.data_len() || buf.len() < h.trailer_len() {
+                        break;
+                    }
+                    let (h, data) = head.take().unwrap();
+                    let trailer = buf.split_to(h.trailer_len());
+                    out.push(h.finish(data.freeze(), &trailer).unwrap());
+                    continue;
+                }
+                match dec.decode_split(&mut buf, split).unwrap() {
+                    Some(Decoded::Pdu(p)) => out.push(p),
+                    Some(Decoded::Head(h)) => {
+                        heads += 1;
+                        let mut data = BytesMut::with_capacity(h.data_len());
+                        let have = buf.len().min(h.data_len());
+                        data.extend_from_slice(&buf.split_to(have));
+                        head = Some((h, data));
+                    }
+                    None => break,
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        assert!(buf.is_empty(), "nothing left over");
+        (out, heads)
+    }
+
+    #[test]
+    fn long_segments_split_off_whatever_the_chunking() {
+        let pdus = [
+            nop_out(b"hello"),
+            data_in(70_001),
+            data_in(4097),
+            data_in(65_536),
+            nop_out(b""),
+            data_in(65_535),
+        ];
+        for digests in [Digests::default(), BOTH] {
+            let enc = PduEncoder::new(digests, 1 << 20);
+            let mut wire = BytesMut::new();
+            for p in &pdus {
+                enc.encode(p, &mut wire).unwrap();
+            }
+            for step in [1, 3, 47, 48, 53, 4096, 65_537, wire.len()] {
+                let (out, heads) = decode_gathering(digests, &wire, step, 65_536);
+                assert_eq!(out, pdus, "{digests:?}, {step} bytes at a time");
+                // The two long segments, unless they came in whole.
+                let expected = if step == wire.len() { 0 } else { 2 };
+                assert_eq!(heads, expected, "{digests:?}, {step} bytes at a time");
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_is_returned_only_for_a_long_segment_not_yet_buffered() {
+        let mut wire = BytesMut::new();
+        let enc = PduEncoder::new(BOTH, 1 << 20);
+        enc.encode(&data_in(70_001), &mut wire).unwrap();
+        let mut dec = PduDecoder::new(BOTH, 1 << 20);
+
+        // A whole PDU is decoded whole, whatever its length.
+        let mut whole = wire.clone();
+        assert!(matches!(
+            dec.decode_split(&mut whole, 65_536).unwrap(),
+            Some(Decoded::Pdu(_))
+        ));
+        // Above the split, once the header is in: its head.
+        let mut partial = BytesMut::from(&wire[..BHS_LEN + DIGEST_LEN + 10]);
+        let Some(Decoded::Head(head)) = dec.decode_split(&mut partial, 65_536).unwrap() else {
+            panic!("a head");
+        };
+        assert_eq!(
+            &partial[..],
+            &wire[BHS_LEN + DIGEST_LEN..][..10],
+            "header consumed"
+        );
+        assert_eq!(head.opcode(), Opcode::DataIn);
+        assert_eq!(head.itt(), 3);
+        assert_eq!(head.data_len(), 70_001);
+        assert_eq!(head.trailer_len(), 3 + DIGEST_LEN);
+        assert_eq!(head.wire_len(), wire.len());
+        // Not before the header digest is in.
+        let mut short = BytesMut::from(&wire[..BHS_LEN + 2]);
+        assert!(dec.decode_split(&mut short, 65_536).unwrap().is_none());
+        assert_eq!(short.len(), BHS_LEN + 2);
+        // At or below the split it waits for the whole PDU.
+        let mut partial = BytesMut::from(&wire[..BHS_LEN + DIGEST_LEN + 10]);
+        assert!(dec.decode_split(&mut partial, 70_002).unwrap().is_none());
+        assert_eq!(partial.len(), BHS_LEN + DIGEST_LEN + 10);
+    }
+
+    #[test]
+    fn a_finished_head_checks_the_data_digest() {
+        let enc = PduEncoder::new(BOTH, 1 << 20);
+        let pdu = data_in(70_001);
+        let mut wire = BytesMut::new();
+        enc.encode(&pdu, &mut wire).unwrap();
+        let header = BHS_LEN + DIGEST_LEN;
+        let head = || {
+            let mut buf = BytesMut::from(&wire[..header]);
+            match PduDecoder::new(BOTH, 1 << 20).decode_split(&mut buf, 1) {
+                Ok(Some(Decoded::Head(h))) => h,
+                other => panic!("{other:?}"),
+            }
+        };
+        let data = Bytes::copy_from_slice(&wire[header..header + 70_001]);
+        let trailer = &wire[header + 70_001..];
+        assert_eq!(head().finish(data.clone(), trailer).unwrap(), pdu);
+
+        let mut bad = data.to_vec();
+        bad[69_999] ^= 1;
+        let err = head().finish(Bytes::from(bad), trailer).unwrap_err();
+        assert!(matches!(err, DecodeError::DataDigest { itt: 3, .. }));
+        // The padding is covered by the digest too.
+        let mut bad_pad = trailer.to_vec();
+        bad_pad[0] ^= 1;
+        let err = head().finish(data, &bad_pad).unwrap_err();
+        assert!(matches!(err, DecodeError::DataDigest { .. }));
+    }
+
+    #[test]
+    fn hostile_heads_are_refused_before_their_segment_is_buffered() {
+        let enc = PduEncoder::new(BOTH, 1 << 24);
+        let mut wire = BytesMut::new();
+        enc.encode(&data_in(70_001), &mut wire).unwrap();
+        let header = BHS_LEN + DIGEST_LEN;
+
+        // Above our MaxRecvDataSegmentLength.
+        let mut buf = BytesMut::from(&wire[..header]);
+        let err = PduDecoder::new(BOTH, 65_536)
+            .decode_split(&mut buf, 1)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            DecodeError::DataSegmentTooLong { length: 70_001, .. }
+        ));
+        assert!(buf.capacity() < 70_001);
+
+        // A header digest that does not match.
+        let mut buf = BytesMut::from(&wire[..header]);
+        buf[30] ^= 1;
+        let err = PduDecoder::new(BOTH, 1 << 20)
+            .decode_split(&mut buf, 1)
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::HeaderDigest { .. }));
+
+        // A PDU kind that never carries data announcing a long segment (an
+        // R2T: opcode 0x31), its header digest recomputed.
+        let mut buf = BytesMut::from(&wire[..header]);
+        buf[0] = 0x31;
+        let crc = digest::crc32c(&buf[..BHS_LEN]);
+        buf[BHS_LEN..].copy_from_slice(&digest::to_wire(crc));
+        let err = PduDecoder::new(BOTH, 1 << 20)
+            .decode_split(&mut buf, 1)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            DecodeError::Pdu(PduError::UnexpectedData { len: 70_001, .. })
+        ));
+    }
+
+    #[test]
+    fn max_buffered_len_covers_a_whole_short_pdu_or_a_header() {
+        let dec = PduDecoder::new(BOTH, 1 << 20);
+        assert_eq!(
+            dec.max_buffered_len(65_536),
+            BHS_LEN + MAX_AHS_LEN + DIGEST_LEN + 65_536 + DIGEST_LEN
+        );
+        assert_eq!(dec.max_buffered_len(usize::MAX), dec.max_frame_len());
+        let small = PduDecoder::new(Digests::default(), 8192);
+        assert_eq!(small.max_buffered_len(65_536), small.max_frame_len());
+        assert_eq!(small.max_buffered_len(0), BHS_LEN + MAX_AHS_LEN);
     }
 
     #[test]

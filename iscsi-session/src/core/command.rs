@@ -80,8 +80,9 @@ impl Command {
     }
 }
 
-/// Read data as the Data-In PDUs delivered it: slices of the receive buffer, in
-/// offset order, never copied on the way.
+/// Read data as the Data-In PDUs delivered it, in offset order, never copied
+/// on the way: short segments are slices of the connection's shared receive
+/// buffer, long ones (64 KiB and more) buffers of their own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadData {
     segments: Vec<Bytes>,

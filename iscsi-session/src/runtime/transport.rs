@@ -1,6 +1,7 @@
 //! The TCP side of the driver: vectored writes of encoded PDUs (payloads are
 //! never copied: small pieces are coalesced, large data segments go out as
-//! the caller's `Bytes`) and reads straight into the connection's buffer.
+//! the caller's `Bytes`) and reads straight into the buffer the connection
+//! names.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -111,10 +112,13 @@ impl Transport {
         Ok(())
     }
 
-    /// Reads what is available into the connection's receive buffer. `Ok(0)`
-    /// means the peer closed; `WouldBlock` is returned as `Ok(None)`.
+    /// Reads what is available into the buffer the connection names, no
+    /// more than it asks for (the rest of a long data segment goes straight
+    /// into that segment's own buffer). `Ok(0)` means the peer closed (the
+    /// connection never asks for zero bytes); `WouldBlock` is returned as
+    /// `Ok(None)`.
     pub fn try_read<U>(&mut self, conn: &mut Connection<U>) -> io::Result<Option<usize>> {
-        match self.stream.try_read_buf(conn.receive_buffer()) {
+        match self.stream.try_read_buf(&mut conn.receive_buffer()) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),

@@ -2,7 +2,8 @@
 //! connection, driven by bytes and the current time.
 //!
 //! The caller (a tokio driver, or a test feeding PDUs) reads socket bytes into
-//! [`Connection::receive_buffer`] and calls [`Connection::handle_received`],
+//! [`Connection::receive_buffer`] (or hands them over with
+//! [`Connection::receive`]) and calls [`Connection::handle_received`],
 //! writes what [`Connection::poll_transmit`] yields, delivers what
 //! [`Connection::poll_event`] yields and calls [`Connection::handle_timeout`] at
 //! [`Connection::poll_timeout`]. Nothing here blocks, reads a clock or touches a
@@ -12,6 +13,7 @@ mod deadline_queue;
 mod event;
 mod full_feature;
 mod itt_slab;
+mod receive;
 mod scsi_task;
 mod sequencing;
 mod task_table;
@@ -20,7 +22,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::buf::Limit;
+use bytes::{BufMut, BytesMut};
 use iscsi_proto::codec::{Digests, EncodeError, EncodedPdu, EncodedTail, PduDecoder, PduEncoder};
 use iscsi_proto::pdu::{
     BHS_LEN, Itt, LoginResponse, LogoutReason, LogoutRequest, Lun, NopOut, Opcode, Pdu,
@@ -39,13 +42,9 @@ use crate::core::login::{Login, LoginStep};
 
 pub use crate::core::login::ChapDiagnosis;
 pub use event::{ConnectionEvent, TargetEvent, Unfinished};
+use receive::{Received, Receiver};
 use sequencing::Sequencing;
 use task_table::{TaskKind, TaskTable, TextPurpose};
-
-/// Size of a fresh receive buffer. Data-In payloads are handed out as slices
-/// of it, so a buffer is replaced (not reused) once full; each replacement
-/// copies the partial PDU at its end, so large buffers keep that copy rare.
-const RECEIVE_ALLOCATION: usize = 4 * 1024 * 1024;
 
 /// Largest text response (SendTargets) we assemble; a target with more is hostile.
 pub const MAX_TEXT_RESPONSE: usize = 1024 * 1024;
@@ -143,7 +142,7 @@ pub struct Connection<U = ()> {
     ctx: PathContext,
     config: Arc<SessionConfig>,
     phase: Phase,
-    rx: BytesMut,
+    rx: Receiver,
     decoder: PduDecoder,
     encoder: PduEncoder,
     outgoing: VecDeque<Pdu>,
@@ -218,7 +217,7 @@ impl<U> Connection<U> {
         let mut conn = Connection {
             ctx,
             phase: Phase::Login(Box::new(login)),
-            rx: BytesMut::new(),
+            rx: Receiver::default(),
             decoder: PduDecoder::default(),
             encoder: PduEncoder::default(),
             outgoing: VecDeque::new(),
@@ -297,37 +296,46 @@ impl<U> Connection<U> {
         matches!(self.phase, Phase::FullFeature)
     }
 
-    /// The buffer the driver reads socket bytes into, with room reserved for
-    /// at least one whole PDU of the largest size the peer may send.
-    pub fn receive_buffer(&mut self) -> &mut BytesMut {
-        let frame = self.decoder.max_frame_len();
-        if self.rx.capacity() - self.rx.len() < frame {
-            // A fresh buffer, carrying over only the partial PDU at the end of
-            // the old one. `BytesMut::reserve` would instead grow the old
-            // allocation in place once its slices are gone, and realloc then
-            // copies all of it, consumed bytes included.
-            let mut fresh = BytesMut::with_capacity(RECEIVE_ALLOCATION.max(2 * frame));
-            fresh.extend_from_slice(&self.rx);
-            self.rx = fresh;
-        }
-        &mut self.rx
+    /// Where the driver reads the next socket bytes into, limited to how
+    /// many are wanted there (never zero): the shared buffer, with room for a
+    /// whole short PDU, or the buffer of the exact size of a long data
+    /// segment whose header came in, or the shared buffer up to the end of
+    /// the next header, which may announce another. Read at most
+    /// `remaining_mut()` bytes into it (tokio's `try_read_buf` does), then
+    /// call [`Connection::handle_received`].
+    pub fn receive_buffer(&mut self) -> Limit<&mut BytesMut> {
+        self.rx.buffer(&self.decoder)
     }
 
-    /// Decodes and handles every complete PDU in the receive buffer.
+    /// Hands over bytes read some other way (a test, a caller with buffers
+    /// of its own): copies them where [`Connection::receive_buffer`] says,
+    /// piece by piece, handling each piece as it lands. Bytes that arrive
+    /// after the connection closed are dropped.
+    pub fn receive(&mut self, mut bytes: &[u8], now: Instant) {
+        while !bytes.is_empty() && !matches!(self.phase, Phase::Closed) {
+            let mut room = self.receive_buffer();
+            let n = room.remaining_mut().min(bytes.len());
+            room.put_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            self.handle_received(now);
+        }
+    }
+
+    /// Decodes and handles every complete PDU received.
     pub fn handle_received(&mut self, now: Instant) {
         self.now = now;
         while !matches!(self.phase, Phase::Closed) {
-            let before = self.rx.len();
             // Until a first PDU decodes, the peer may not speak iSCSI at all:
             // keep the start of what it sent for the error (a decoded PDU
             // leaves the buffer).
-            let first = self
-                .awaiting_first_pdu()
-                .then(|| self.rx[..self.rx.len().min(PEEK_LEN)].to_vec());
-            match self.decoder.decode(&mut self.rx) {
-                Ok(Some(pdu)) => {
+            let first = self.awaiting_first_pdu().then(|| {
+                let sent = self.rx.shared();
+                sent[..sent.len().min(PEEK_LEN)].to_vec()
+            });
+            match self.rx.next(&mut self.decoder) {
+                Ok(Some(Received { pdu, wire_len })) => {
                     self.stats.pdus_received += 1;
-                    self.stats.bytes_received += (before - self.rx.len()) as u64;
+                    self.stats.bytes_received += wire_len as u64;
                     self.last_received = now;
                     if let Some(first) = first
                         && !matches!(pdu, Pdu::LoginResponse(_))
@@ -342,7 +350,7 @@ impl<U> Connection<U> {
                 }
                 Ok(None) => {
                     if self.surely_not_iscsi() {
-                        let error = self.not_iscsi(&self.rx);
+                        let error = self.not_iscsi(self.rx.shared());
                         self.fail(error);
                     }
                     break;
@@ -377,15 +385,17 @@ impl<U> Connection<U> {
     /// quote something readable; until then the peer closing, or the login
     /// timeout, decides.
     fn surely_not_iscsi(&self) -> bool {
+        let sent = self.rx.shared();
         self.awaiting_first_pdu()
-            && !self.rx.is_empty()
-            && !starts_login_response(&self.rx)
-            && (self.rx.len() >= BHS_LEN || self.rx.contains(&b'\n'))
+            && !sent.is_empty()
+            && !starts_login_response(sent)
+            && (sent.len() >= BHS_LEN || sent.contains(&b'\n'))
     }
 
     /// Bytes were received but no PDU, and they cannot start a Login Response.
     fn partial_garbage(&self) -> bool {
-        self.awaiting_first_pdu() && !self.rx.is_empty() && !starts_login_response(&self.rx)
+        let sent = self.rx.shared();
+        self.awaiting_first_pdu() && !sent.is_empty() && !starts_login_response(sent)
     }
 
     fn not_iscsi(&self, sent: &[u8]) -> Error {
@@ -399,7 +409,7 @@ impl<U> Connection<U> {
     pub fn handle_disconnect(&mut self, reason: impl Into<String>) {
         if self.partial_garbage() {
             // An HTTP server answers our Login Request and hangs up.
-            let error = self.not_iscsi(&self.rx);
+            let error = self.not_iscsi(self.rx.shared());
             self.fail(error);
             return;
         }
@@ -511,7 +521,7 @@ impl<U> Connection<U> {
             && now >= deadline
         {
             if self.partial_garbage() {
-                let error = self.not_iscsi(&self.rx);
+                let error = self.not_iscsi(self.rx.shared());
                 self.fail(error);
                 return;
             }

@@ -165,16 +165,21 @@ impl Harness {
     // ---- wire ----
 
     fn send(&mut self, pdu: impl Into<Pdu>) {
-        let pdu = pdu.into();
+        let wire = self.wire(pdu);
+        self.send_bytes(&wire);
+    }
+
+    /// A PDU of the target's, as its encoder puts it on the wire.
+    fn wire(&self, pdu: impl Into<Pdu>) -> BytesMut {
+        let mut wire = BytesMut::new();
         self.encoder
-            .encode(&pdu, self.conn.receive_buffer())
+            .encode(&pdu.into(), &mut wire)
             .expect("the target's PDU encodes");
-        self.conn.handle_received(self.now);
+        wire
     }
 
     fn send_bytes(&mut self, bytes: &[u8]) {
-        self.conn.receive_buffer().extend_from_slice(bytes);
-        self.conn.handle_received(self.now);
+        self.conn.receive(bytes, self.now);
     }
 
     /// What the connection transmits, as encoded.
@@ -1548,8 +1553,339 @@ fn hostile_chunk() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![raw, header]
 }
 
+// ---- the receive path: long data segments in buffers of their own ----
+
+use super::receive::{OWN_BUFFER_MIN, RECEIVE_ALLOCATION};
+use bytes::BufMut;
+
+// The tests' long segments are long, their short ones short.
+const _: () = assert!(70_001 >= OWN_BUFFER_MIN && 62_072 < OWN_BUFFER_MIN);
+
+/// Bytes that tell one offset from another.
+fn pattern(len: usize, seed: usize) -> Bytes {
+    (0..len).map(|i| ((i * 7 + seed) % 251) as u8).collect()
+}
+
+/// A logged-in harness with the digests asked for, and our
+/// MaxRecvDataSegmentLength set to `mrdsl`.
+fn with_digests(header: bool, data: bool, mrdsl: u32) -> Harness {
+    let mut cfg = config();
+    let pick = |on| {
+        if on {
+            DigestPreference::Crc32c
+        } else {
+            DigestPreference::None
+        }
+    };
+    cfg.operational.header_digest = pick(header);
+    cfg.operational.data_digest = pick(data);
+    cfg.operational.max_recv_data_segment_length = mrdsl;
+    let mut h = Harness::logged_in(cfg);
+    assert_eq!(h.conn.params().max_recv_data_segment_length, mrdsl);
+    assert_eq!(
+        (
+            h.conn.params().header_digest == Digest::Crc32c,
+            h.conn.params().data_digest == Digest::Crc32c
+        ),
+        (header, data)
+    );
+    h.sent();
+    h
+}
+
+/// Data-In with `data` at `offset`, the status in it when `last`.
+fn data_in_with(
+    h: &mut Harness,
+    itt: Itt,
+    data_sn: u32,
+    offset: u32,
+    data: Bytes,
+    last: bool,
+) -> DataIn {
+    let mut pdu = h.data_in(itt, data_sn, offset, 0);
+    pdu.data = data;
+    if last {
+        pdu.final_ = true;
+        pdu.status = Some(DataInStatus {
+            status: 0,
+            stat_sn: h.next_stat_sn(),
+            residual: Residual::None,
+        });
+    }
+    pdu
+}
+
+/// The allocation the shared receive buffer takes up now, as a range.
+fn shared_range(h: &mut Harness) -> std::ops::Range<usize> {
+    let room = h.conn.receive_buffer();
+    let buf = room.get_ref();
+    let start = buf.as_ptr() as usize;
+    start..start + buf.capacity()
+}
+
+/// Each completed read's data segments, by ITT, the events dropped.
+fn read_segments(events: Vec<Event>) -> Vec<(Itt, Vec<Bytes>)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::CommandComplete {
+                itt,
+                result: Ok(outcome),
+                ..
+            } => Some((itt, outcome.data.segments().to_vec())),
+            Event::CommandComplete { result: Err(e), .. } => panic!("read failed: {e:?}"),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `segment` is the sole owner of an allocation of its exact size.
+fn owns_exact_buffer(segment: Bytes) -> bool {
+    let len = segment.len();
+    match segment.try_into_mut() {
+        Ok(own) => own.capacity() == len,
+        Err(_) => false,
+    }
+}
+
+/// The wire of a long read (a 70001-byte Data-In, then a 62072-byte one
+/// with the status) and of a short one (4 KiB with the status).
+fn long_and_short_reads(h: &mut Harness) -> (Itt, Itt, Vec<Bytes>, BytesMut) {
+    let long = h.submit(read(1, 132_073));
+    let short = h.submit(read(1, 4096));
+    h.sent();
+    let pieces = vec![pattern(70_001, 1), pattern(62_072, 2), pattern(4096, 3)];
+    let mut wire = BytesMut::new();
+    let a0 = data_in_with(h, long, 0, 0, pieces[0].clone(), false);
+    wire.extend_from_slice(&h.wire(a0));
+    let a1 = data_in_with(h, long, 1, 70_001, pieces[1].clone(), true);
+    wire.extend_from_slice(&h.wire(a1));
+    let b = data_in_with(h, short, 0, 0, pieces[2].clone(), true);
+    wire.extend_from_slice(&h.wire(b));
+    (long, short, pieces, wire)
+}
+
+/// Deliverable 4 of the data-path issue: a long Data-In segment is read into
+/// a buffer of its exact size, whatever pieces the stream arrives in and
+/// with any digests; a short one stays a slice of the shared buffer. The
+/// data digest is checked and the padding skipped on both paths.
+#[test]
+fn a_long_data_in_segment_gets_a_buffer_of_its_exact_size_in_any_chunks() {
+    for (header, data) in [(false, false), (true, false), (false, true), (true, true)] {
+        for step in [1, 3, 7, 48, 53, 1000, 4099, 65_537] {
+            let mut h = with_digests(header, data, 256 * 1024);
+            let (long, short, pieces, wire) = long_and_short_reads(&mut h);
+            let shared = shared_range(&mut h);
+            let before = h.conn.stats().bytes_received as usize;
+            for chunk in wire.chunks(step) {
+                h.send_bytes(chunk);
+            }
+            let mut done = read_segments(h.events());
+            let why = format!("digests {header}/{data}, {step} bytes at a time");
+            assert_eq!(done.len(), 2, "{why}");
+            let (itt, short_segments) = done.pop().unwrap();
+            assert_eq!(itt, short, "{why}");
+            assert_eq!(short_segments, [pieces[2].clone()], "{why}");
+            let at = short_segments[0].as_ptr() as usize;
+            assert!(
+                shared.contains(&at),
+                "{why}: a short segment is a slice of the shared buffer"
+            );
+            let (itt, mut long_segments) = done.pop().unwrap();
+            assert_eq!(itt, long, "{why}");
+            assert_eq!(long_segments, pieces[..2], "{why}");
+            let second = long_segments.pop().unwrap();
+            assert!(shared.contains(&(second.as_ptr() as usize)), "{why}");
+            let first = long_segments.pop().unwrap();
+            assert!(!shared.contains(&(first.as_ptr() as usize)), "{why}");
+            assert!(
+                owns_exact_buffer(first),
+                "{why}: the long segment has its own buffer"
+            );
+            let counted = h.conn.stats().bytes_received as usize - before;
+            assert_eq!(counted, wire.len(), "{why}");
+            assert_eq!(h.conn.state(), ConnectionState::FullFeature, "{why}");
+        }
+    }
+}
+
+/// A long segment that arrives whole within one read is not copied out of
+/// the shared buffer either: it stays a slice of it.
+#[test]
+fn a_long_segment_that_came_in_whole_stays_a_slice() {
+    let mut h = with_digests(true, true, 256 * 1024);
+    let (long, _, pieces, wire) = long_and_short_reads(&mut h);
+    let shared = shared_range(&mut h);
+    h.send_bytes(&wire);
+    let done = read_segments(h.events());
+    assert_eq!(done[0].0, long);
+    assert_eq!(done[0].1, pieces[..2]);
+    assert!(shared.contains(&(done[0].1[0].as_ptr() as usize)));
+}
+
+/// After a long segment, the next read into the shared buffer stops at the
+/// end of the next header (the trailer of the long one first), so that a
+/// second long segment goes straight into its own buffer, none of it copied.
+#[test]
+fn after_a_long_segment_reads_stop_at_the_next_header() {
+    for (header, data) in [(false, false), (true, true)] {
+        let mut h = with_digests(header, data, 256 * 1024);
+        let itt = h.submit(read(1, 140_002));
+        h.sent();
+        let first = data_in_with(&mut h, itt, 0, 0, pattern(70_001, 4), false);
+        let first = h.wire(first);
+        let second = data_in_with(&mut h, itt, 1, 70_001, pattern(70_001, 5), true);
+        let second = h.wire(second);
+        let header_len = BHS_LEN + if header { 4 } else { 0 };
+        let trailer_len = 3 + if data { 4 } else { 0 };
+
+        // The first header, in a read that takes the header and no more.
+        h.send_bytes(&first[..header_len]);
+        assert_eq!(h.conn.receive_buffer().remaining_mut(), 70_001);
+        h.send_bytes(&first[header_len..header_len + 70_001]);
+        assert_eq!(
+            h.conn.receive_buffer().remaining_mut(),
+            trailer_len + header_len,
+            "the trailer and the next header"
+        );
+        h.send_bytes(&first[header_len + 70_001..]);
+        assert_eq!(h.conn.receive_buffer().remaining_mut(), header_len);
+        // So the second one's segment is read into its own buffer from its
+        // first byte.
+        h.send_bytes(&second[..header_len]);
+        let room = h.conn.receive_buffer();
+        assert_eq!(room.remaining_mut(), 70_001);
+        assert_eq!(
+            room.get_ref().capacity(),
+            70_001,
+            "a buffer of the exact size"
+        );
+        assert!(room.get_ref().is_empty(), "nothing copied into it");
+        h.send_bytes(&second[header_len..]);
+        let done = read_segments(h.events());
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].1, [pattern(70_001, 4), pattern(70_001, 5)]);
+        for segment in done.into_iter().next().unwrap().1 {
+            assert!(owns_exact_buffer(segment));
+        }
+        // A short PDU with data next: reads are free again after its header.
+        let more = h.submit(read(1, 4096));
+        h.sent();
+        let short = data_in_with(&mut h, more, 0, 0, pattern(4096, 6), true);
+        let short = h.wire(short);
+        h.send_bytes(&short[..header_len]);
+        assert!(h.conn.receive_buffer().remaining_mut() > OWN_BUFFER_MIN);
+        h.send_bytes(&short[header_len..]);
+        assert_eq!(read_segments(h.events()).len(), 1);
+    }
+}
+
+/// A short result pins the shared buffer, and only that: however large a
+/// MaxRecvDataSegmentLength we declare, the shared buffer stays at its size
+/// (it was twice the largest PDU, 32 MiB at 16 MiB segments), and a long
+/// segment takes only its own size.
+#[test]
+fn a_short_result_does_not_pin_a_large_buffer() {
+    let mut h = with_digests(false, true, 16_777_215);
+    let shared = shared_range(&mut h);
+    assert!(shared.len() <= RECEIVE_ALLOCATION, "{} bytes", shared.len());
+    let short = h.submit(read(1, 4096));
+    let long = h.submit(read(1, 1 << 20));
+    h.sent();
+    let b = data_in_with(&mut h, short, 0, 0, pattern(4096, 7), true);
+    let b = h.wire(b);
+    let a = data_in_with(&mut h, long, 0, 0, pattern(1 << 20, 8), true);
+    let a = h.wire(a);
+    for chunk in b.chunks(1500).chain(a.chunks(9000)) {
+        h.send_bytes(chunk);
+    }
+    let done = read_segments(h.events());
+    assert_eq!(done.len(), 2);
+    assert!(shared.contains(&(done[0].1[0].as_ptr() as usize)));
+    assert_eq!(done[1].1, [pattern(1 << 20, 8)]);
+    let mut done = done;
+    assert!(owns_exact_buffer(done.pop().unwrap().1.pop().unwrap()));
+    assert!(shared_range(&mut h).len() <= RECEIVE_ALLOCATION);
+}
+
+/// Hostile input on the long path: a segment over our limit, a bad data
+/// digest or a PDU kind without data announcing a long segment close the
+/// connection with a protocol error, before anything of the size is
+/// allocated where the header alone tells.
+#[test]
+fn hostile_long_segments_close_the_connection() {
+    // Over the limit: refused at the header.
+    let mut h = with_digests(false, false, 256 * 1024);
+    let itt = h.submit(read(1, 1 << 20));
+    h.sent();
+    let plain = PduEncoder::new(Digests::default(), 1 << 24);
+    let too_long = data_in_with(&mut h, itt, 0, 0, pattern(256 * 1024 + 4, 9), true);
+    let mut wire = BytesMut::new();
+    plain.encode(&Pdu::DataIn(too_long), &mut wire).unwrap();
+    h.send_bytes(&wire[..BHS_LEN]);
+    let (error, _) = closed(&h.events());
+    assert!(matches!(error, Some(Error::Protocol { .. })), "{error:?}");
+    assert!(shared_range(&mut h).len() <= RECEIVE_ALLOCATION);
+
+    // A data digest that does not match, on a segment in its own buffer.
+    let mut h = with_digests(true, true, 256 * 1024);
+    let itt = h.submit(read(1, 70_001));
+    h.sent();
+    let pdu = data_in_with(&mut h, itt, 0, 0, pattern(70_001, 10), true);
+    let mut wire = h.wire(pdu);
+    wire[BHS_LEN + 4 + 60_000] ^= 1;
+    for chunk in wire.chunks(4096) {
+        h.send_bytes(chunk);
+    }
+    let (error, unfinished) = closed(&h.events());
+    match error {
+        Some(Error::Protocol { reason, .. }) => assert!(reason.contains("data digest"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(unfinished, vec![itt]);
+
+    // An R2T announcing a long segment.
+    let mut h = with_digests(false, false, 256 * 1024);
+    let itt = h.submit(read(1, 70_001));
+    h.sent();
+    let pdu = data_in_with(&mut h, itt, 0, 0, pattern(70_001, 11), true);
+    let mut wire = h.wire(pdu);
+    wire[0] = Opcode::R2t.code();
+    h.send_bytes(&wire[..BHS_LEN + 10]);
+    let (error, _) = closed(&h.events());
+    assert!(matches!(error, Some(Error::Protocol { .. })), "{error:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Long and short Data-In arrive in arbitrary pieces, with any
+    /// digests: the data is right and the connection stays up.
+    #[test]
+    fn reads_arrive_whole_from_any_chunking(
+        steps in prop::collection::vec(1usize..100_000, 1..40),
+        header in any::<bool>(),
+        data in any::<bool>(),
+    ) {
+        let mut h = with_digests(header, data, 256 * 1024);
+        let (long, short, pieces, wire) = long_and_short_reads(&mut h);
+        let mut rest = &wire[..];
+        for step in steps.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let n = (*step).min(rest.len());
+            h.send_bytes(&rest[..n]);
+            rest = &rest[n..];
+        }
+        let done = read_segments(h.events());
+        prop_assert_eq!(done.len(), 2);
+        prop_assert_eq!(done[0].0, long);
+        prop_assert_eq!(&done[0].1[..], &pieces[..2]);
+        prop_assert_eq!(done[1].0, short);
+        prop_assert_eq!(&done[1].1[..], &pieces[2..]);
+        prop_assert_eq!(h.conn.state(), ConnectionState::FullFeature);
+    }
 
     /// Hostile input: whatever the target sends after login, the connection
     /// neither panics nor hangs, and either keeps going or closes once with
