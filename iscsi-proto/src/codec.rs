@@ -180,14 +180,16 @@ impl PduDecoder {
         let Some((b, frame)) = self.checked_header(buf)? else {
             return Ok(None);
         };
-        // Short segments, and PDUs whose header (without a header digest,
-        // the AHS) is not all there yet, take the whole-PDU path.
-        if frame.data_len == 0
-            || frame.data_len < split
-            || buf.len() >= frame.total_len
-            || buf.len() < frame.header_len
-        {
+        // Short segments, and PDUs already whole, take the whole-PDU path.
+        if frame.data_len == 0 || frame.data_len < split || buf.len() >= frame.total_len {
             return Ok(self.decode_whole(buf, &b, &frame)?.map(Decoded::Pdu));
+        }
+        // A long one whose header (without a header digest, the AHS) is not
+        // all there yet: wait for it, reserving nothing. Reserving the whole
+        // frame, as the whole-PDU path does, would grow the shared buffer to
+        // hold the segment that is to get a buffer of its own.
+        if buf.len() < frame.header_len {
+            return Ok(None);
         }
         let opcode = Opcode::from_code(b[0]).expect("checked_header refuses reserved opcodes");
         if !opcode.may_carry_data() {
@@ -864,6 +866,26 @@ mod tests {
                 assert_eq!(heads, expected, "{digests:?}, {step} bytes at a time");
             }
         }
+    }
+
+    #[test]
+    fn a_long_pdu_waiting_for_its_ahs_reserves_nothing() {
+        // A SCSI Command BHS (the one opcode allowed an AHS) announcing 4
+        // bytes of AHS and a 70001-byte segment; only the BHS is in.
+        let mut bhs = [0u8; BHS_LEN];
+        bhs[0] = 0x01;
+        bhs[4] = 1;
+        bhs[5..8].copy_from_slice(&70_001u32.to_be_bytes()[1..]);
+        let mut buf = BytesMut::with_capacity(1024);
+        buf.extend_from_slice(&bhs);
+        let mut dec = PduDecoder::new(Digests::default(), 1 << 20);
+        assert!(dec.decode_split(&mut buf, 65_536).unwrap().is_none());
+        assert_eq!(buf.len(), BHS_LEN, "nothing consumed");
+        assert!(
+            buf.capacity() <= 1024,
+            "the shared buffer grew to {} for a segment that gets its own",
+            buf.capacity()
+        );
     }
 
     #[test]
