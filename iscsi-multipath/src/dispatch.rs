@@ -8,6 +8,7 @@
 //! initiator never has two copies of it in flight, and never sends one
 //! after its caller got an answer.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use iscsi_proto::scsi::FailureClass;
@@ -24,6 +25,33 @@ pub(crate) async fn dispatch(
     shared: &Shared,
     command: Command,
 ) -> Result<CommandOutcome, VolumeError> {
+    run(shared, &command, None).await
+}
+
+/// The first attempt of a command, made on `member` outside [`dispatch`]
+/// (in a batch), that did not simply complete.
+pub(crate) struct FirstAttempt {
+    pub member: Arc<Member>,
+    pub result: Result<CommandOutcome, Error>,
+    pub started: Instant,
+}
+
+/// Goes on with a command after its first attempt as [`dispatch`] would
+/// have: same-path retries of its status, or failover, or waiting for a
+/// path.
+pub(crate) async fn resume(
+    shared: &Shared,
+    command: &Command,
+    first: FirstAttempt,
+) -> Result<CommandOutcome, VolumeError> {
+    run(shared, command, Some(first)).await
+}
+
+async fn run(
+    shared: &Shared,
+    command: &Command,
+    mut first: Option<FirstAttempt>,
+) -> Result<CommandOutcome, VolumeError> {
     let bytes = u64::from(command.expected_transfer_len());
     let budget = shared.options.path_attempt_budget(shared.members.len());
     let mut path_errors = 0u32;
@@ -33,19 +61,41 @@ pub(crate) async fn dispatch(
                 volume: shared.name.clone(),
             });
         }
-        let Some(member) = shared.pick(bytes) else {
-            wait_for_path(shared).await?;
-            continue;
-        };
-        let mut attempt = command.clone();
-        attempt.lun = member.lun;
-        let started = Instant::now();
-        let result = {
-            let _in_flight = member.counters.begin(bytes);
-            member
-                .session
-                .execute_with_retry(attempt, &shared.options.retry)
-                .await
+        let (member, started, result) = match first.take() {
+            Some(FirstAttempt {
+                member,
+                result,
+                started,
+            }) => {
+                let result = match result {
+                    Ok(outcome) => {
+                        let mut attempt = command.clone();
+                        attempt.lun = member.lun;
+                        let _in_flight = member.counters.begin(bytes);
+                        let policy = &shared.options.retry;
+                        member.session.retry_from(attempt, outcome, policy).await
+                    }
+                    Err(e) => Err(e),
+                };
+                (member, started, result)
+            }
+            None => {
+                let Some(member) = shared.pick(bytes) else {
+                    wait_for_path(shared).await?;
+                    continue;
+                };
+                let mut attempt = command.clone();
+                attempt.lun = member.lun;
+                let started = Instant::now();
+                let result = {
+                    let _in_flight = member.counters.begin(bytes);
+                    member
+                        .session
+                        .execute_with_retry(attempt, &shared.options.retry)
+                        .await
+                };
+                (member, started, result)
+            }
         };
         let error = match result {
             Ok(outcome) => {

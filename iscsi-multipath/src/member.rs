@@ -85,21 +85,29 @@ pub(crate) struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.counters
-            .in_flight_bytes
-            .fetch_sub(self.bytes, Ordering::Relaxed);
+        self.counters.leave(self.bytes);
     }
 }
 
 impl Counters {
     pub fn begin(&self, bytes: u64) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.enter(bytes);
         InFlight {
             counters: self,
             bytes,
         }
+    }
+
+    /// A command of `bytes` is on this path now; [`Counters::leave`] when it
+    /// is not (for a command no guard can follow: one in a batch).
+    pub fn enter(&self, bytes: u64) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn leave(&self, bytes: u64) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     pub fn completed(&self, bytes: u64, took: Duration) {

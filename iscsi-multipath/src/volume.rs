@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use iscsi_proto::pdu::Lun;
 use iscsi_proto::scsi::LuIdentity;
 use iscsi_session::{
-    BlockDevice, Command, CommandOutcome, Geometry, PathContext, ReconnectPolicy, Recovery,
-    ScsiExecutor, Session,
+    BlockDevice, Command, CommandOutcome, CompletionSink, Geometry, PathContext, ReconnectPolicy,
+    Recovery, ScsiExecutor, Session,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -568,6 +568,14 @@ impl ScsiExecutor for MultipathVolume {
 }
 
 impl BlockDevice for MultipathVolume {
+    fn submit_batch(
+        &self,
+        commands: Vec<(u64, Command)>,
+        sink: Arc<dyn CompletionSink<VolumeError>>,
+    ) -> impl Future<Output = ()> + Send {
+        crate::batch::submit_batch(&self.shared, commands, sink)
+    }
+
     fn geometry(&self) -> Geometry {
         // Set before open returns; a zero geometry only ever reaches the
         // probe itself, which does not look at it.

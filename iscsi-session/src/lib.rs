@@ -72,6 +72,7 @@ pub use block::{SessionLun, SessionScsi};
 pub use core::backoff::ReconnectPolicy;
 pub use core::chap::ChapAlgorithm;
 pub use core::command::{Command, CommandOutcome, Direction, ReadData};
+pub use core::completion::{Completion, CompletionQueue, CompletionSink};
 pub use core::config::{
     ChapConfig, ChapCredentials, DigestPreference, OperationalPreferences, Recovery, SessionConfig,
     Timeouts,

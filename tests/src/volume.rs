@@ -183,6 +183,86 @@ pub async fn copy_pass(
     })
 }
 
+/// [`copy_pass`] through [`BlockDevice::submit_batch`] instead of a future
+/// per command: `depth` commands kept in flight, each burst of completions
+/// drained at once and refilled in one batch.
+///
+/// [`BlockDevice::submit_batch`]: iscsi_session::BlockDevice::submit_batch
+pub async fn copy_pass_batched(
+    volume: &MultipathVolume,
+    pass: Pass,
+    total: u64,
+    io: u64,
+    depth: usize,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<PassReport, String> {
+    use iscsi_session::{BlockDevice, CompletionQueue};
+    use std::sync::atomic::Ordering;
+    let bs = u64::from(volume.geometry().block_size);
+    let queue = CompletionQueue::new();
+    let sink = queue.sink();
+    let started = tokio::time::Instant::now();
+    let (mut last, mut longest_gap) = (started, Duration::ZERO);
+    let (mut next, mut in_flight) = (0u64, 0usize);
+    let mut done = Vec::new();
+    // The tag of a command is its byte offset.
+    let command_at = |offset: u64| {
+        let len = io.min(total - offset);
+        let lba = offset / bs;
+        match pass {
+            Pass::Write { seed } => {
+                let data = crate::pattern::bytes(seed, offset, len as usize);
+                volume.write_command_at(lba, bytes::Bytes::from(data), false)
+            }
+            Pass::Verify { .. } => Ok(volume.read_command_at(lba, (len / bs) as u32)),
+        }
+        .map(|command| (offset, command))
+        .map_err(|e| format!("command at byte {offset}: {e}"))
+    };
+    loop {
+        let mut batch = Vec::new();
+        while in_flight < depth && next < total {
+            batch.push(command_at(next)?);
+            next += io;
+            in_flight += 1;
+        }
+        if !batch.is_empty() {
+            volume.submit_batch(batch, sink.clone()).await;
+        }
+        if in_flight == 0 {
+            break;
+        }
+        tokio::time::timeout(Duration::from_secs(120), queue.drain(&mut done))
+            .await
+            .map_err(|_| format!("no completion in 120 s with {in_flight} in flight"))?;
+        for completion in done.drain(..) {
+            let offset = completion.tag;
+            let len = io.min(total - offset);
+            let outcome = completion
+                .result
+                .map_err(|e| format!("command at byte {offset}: {e}"))?;
+            if let Pass::Verify { seed } = pass {
+                let got = outcome.data.to_bytes();
+                if got[..] != crate::pattern::bytes(seed, offset, len as usize)[..] {
+                    return Err(format!(
+                        "data at byte {offset} differs from what was written"
+                    ));
+                }
+            }
+            in_flight -= 1;
+            progress.fetch_add(len, Ordering::Relaxed);
+        }
+        let now = tokio::time::Instant::now();
+        longest_gap = longest_gap.max(now - last);
+        last = now;
+    }
+    Ok(PassReport {
+        bytes: total,
+        longest_gap,
+        elapsed: started.elapsed(),
+    })
+}
+
 /// Resolves once `progress` reaches `at` bytes.
 pub async fn reached(progress: &std::sync::atomic::AtomicU64, at: u64) {
     while progress.load(std::sync::atomic::Ordering::Relaxed) < at {

@@ -13,7 +13,7 @@ use iscsi_multipath::{
 use iscsi_session::BlockDevice;
 use riscsi_tests::prelude::*;
 use riscsi_tests::volume::{
-    Pass, backing_holds, copy_pass, fast_options, open, reached, wait_status,
+    Pass, backing_holds, copy_pass, copy_pass_batched, fast_options, open, reached, wait_status,
 };
 
 const LONG: Duration = Duration::from_secs(30);
@@ -48,9 +48,31 @@ async fn rig(lun: LunSpec, options: VolumeOptions) -> Rig {
     Rig { tgt, main, volume }
 }
 
+/// How a pass submits its commands.
+#[derive(Clone, Copy)]
+enum Submit {
+    /// A future per command ([`copy_pass`]).
+    Futures,
+    /// Batches drained from a completion queue ([`copy_pass_batched`]).
+    Batched,
+}
+
+async fn pass(
+    submit: Submit,
+    volume: &MultipathVolume,
+    pass: Pass,
+    size: u64,
+    progress: Arc<AtomicU64>,
+) -> Result<riscsi_tests::volume::PassReport, String> {
+    match submit {
+        Submit::Futures => copy_pass(volume, pass, size, MIB, 8, progress).await,
+        Submit::Batched => copy_pass_batched(volume, pass, size, MIB, 8, progress).await,
+    }
+}
+
 /// 256 MiB written while the main path is reset (RST), then read back and
 /// compared while it is black-holed for 3 s: no error, identical data.
-async fn copy_under_faults(block_size: u32) {
+async fn copy_under_faults(block_size: u32, submit: Submit) {
     let size = 256 * MIB;
     let r = rig(LunSpec::new(size).block_size(block_size), fast_options()).await;
     let seed = 0x5eed ^ u64::from(block_size);
@@ -61,12 +83,11 @@ async fn copy_under_faults(block_size: u32) {
         r.main.reset();
     };
     let (written, ()) = tokio::join!(
-        copy_pass(
+        pass(
+            submit,
             &r.volume,
             Pass::Write { seed },
             size,
-            MIB,
-            8,
             progress.clone()
         ),
         reset
@@ -96,12 +117,11 @@ async fn copy_under_faults(block_size: u32) {
         r.main.resume();
     };
     let (read, ()) = tokio::join!(
-        copy_pass(
+        pass(
+            submit,
             &r.volume,
             Pass::Verify { seed },
             size,
-            MIB,
-            8,
             progress.clone()
         ),
         black_hole
@@ -120,12 +140,13 @@ async fn copy_under_faults(block_size: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_survives_rst_and_black_hole_on_the_main_path() {
-    copy_under_faults(512).await;
+    copy_under_faults(512, Submit::Futures).await;
 }
 
+/// Through the batched form: failover starts from a session's completion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_survives_rst_and_black_hole_with_4096_byte_blocks() {
-    copy_under_faults(4096).await;
+    copy_under_faults(4096, Submit::Batched).await;
 }
 
 /// Reads 4 KiB at a time until `stop`, so per-path counters move.

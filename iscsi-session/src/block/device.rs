@@ -3,6 +3,7 @@
 //! target's limits where SCSI asks for it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use iscsi_proto::scsi::{self, Cdb, UnmapDescriptor, UnmapParameterList, WriteSameFlags};
@@ -10,6 +11,7 @@ use iscsi_proto::scsi::{self, Cdb, UnmapDescriptor, UnmapParameterList, WriteSam
 use super::geometry::Geometry;
 use super::scsi::ScsiExecutor;
 use crate::core::command::{Command, Direction, ReadData};
+use crate::core::completion::CompletionSink;
 
 /// A logical unit with a known geometry: read, write, flush, unmap, write
 /// zeroes. Implementors provide [`BlockDevice::geometry`]; everything else
@@ -17,6 +19,20 @@ use crate::core::command::{Command, Direction, ReadData};
 pub trait BlockDevice: ScsiExecutor {
     /// Size, block sizes and limits, as last read.
     fn geometry(&self) -> Geometry;
+
+    /// Runs many commands without a future each (the form an NBD server or
+    /// a queue-depth benchmark wants): handed over in one go, and each one's
+    /// outcome, checked as [`ScsiExecutor::execute`] checks it (retries,
+    /// other paths), reaches `sink` under its tag from whichever task ends
+    /// it. Waits only to hand them over. The commands are any this device
+    /// takes, typically [`BlockDevice::read_command_at`] and
+    /// [`BlockDevice::write_command_at`]; a read's data length is for the
+    /// caller to check, as [`BlockDevice::read`] does.
+    fn submit_batch(
+        &self,
+        commands: Vec<(u64, Command)>,
+        sink: Arc<dyn CompletionSink<Self::Error>>,
+    ) -> impl Future<Output = ()> + Send;
 
     /// Fails unless `lba..lba + blocks` lies within the LU.
     fn check_range(&self, lba: u64, blocks: u64) -> Result<(), Self::Error> {

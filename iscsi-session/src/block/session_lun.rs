@@ -2,6 +2,7 @@
 //! with same-path retries per the session's [`RetryPolicy`].
 
 use std::future::Future;
+use std::sync::Arc;
 
 use iscsi_proto::pdu::Lun;
 use tracing::debug;
@@ -10,6 +11,7 @@ use super::device::BlockDevice;
 use super::geometry::Geometry;
 use super::scsi::ScsiExecutor;
 use crate::core::command::{Command, CommandOutcome};
+use crate::core::completion::CompletionSink;
 use crate::core::error::{Error, PathContext};
 use crate::core::retry::{RetryPolicy, RetryVerdict};
 use crate::runtime::Session;
@@ -24,10 +26,22 @@ impl Session {
         command: Command,
         policy: &RetryPolicy,
     ) -> Result<CommandOutcome, Error> {
-        let mut attempt = 0;
+        let first = self.execute(command.clone()).await?;
+        self.retry_from(command, first, policy).await
+    }
+
+    /// Goes on as [`Session::execute_with_retry`] would after `first`, the
+    /// outcome of a first attempt made some other way (a batch): done if it
+    /// completed, else re-issued here while `policy` allows.
+    pub async fn retry_from(
+        &self,
+        command: Command,
+        first: CommandOutcome,
+        policy: &RetryPolicy,
+    ) -> Result<CommandOutcome, Error> {
+        let mut attempt = 1;
+        let mut outcome = first;
         loop {
-            attempt += 1;
-            let outcome = self.execute(command.clone()).await?;
             let error = |outcome: CommandOutcome| Error::Scsi {
                 ctx: self.context().clone(),
                 lun: command.lun,
@@ -56,6 +70,8 @@ impl Session {
                 }
                 RetryVerdict::Failed(_) => return Err(error(outcome)),
             }
+            attempt += 1;
+            outcome = self.execute(command.clone()).await?;
         }
     }
 
@@ -162,5 +178,48 @@ impl ScsiExecutor for SessionLun {
 impl BlockDevice for SessionLun {
     fn geometry(&self) -> Geometry {
         self.geometry
+    }
+
+    fn submit_batch(
+        &self,
+        commands: Vec<(u64, Command)>,
+        sink: Arc<dyn CompletionSink<Error>>,
+    ) -> impl Future<Output = ()> + Send {
+        let session = self.scsi.session.clone();
+        let checked = Arc::new(CheckedSink {
+            policy: session.config().retry.clone(),
+            session: session.clone(),
+            sink,
+        });
+        async move { session.submit_batch(commands, checked).await }
+    }
+}
+
+/// Between a session and a block caller's sink: checks each outcome as
+/// [`Session::execute_checked`] does. A command that completed, or failed
+/// on the connection, passes through in the driver's task; one to retry
+/// (UNIT ATTENTION, BUSY) goes on in a task of its own, the rare case.
+struct CheckedSink {
+    session: Session,
+    policy: RetryPolicy,
+    sink: Arc<dyn CompletionSink<Error>>,
+}
+
+impl CompletionSink<Error> for CheckedSink {
+    fn complete(&self, tag: u64, command: Command, result: Result<CommandOutcome, Error>) {
+        let outcome = match result {
+            Ok(outcome) if self.policy.judge(&outcome, 1) != RetryVerdict::Completed => outcome,
+            done => return self.sink.complete(tag, command, done),
+        };
+        let (session, policy, sink) =
+            (self.session.clone(), self.policy.clone(), self.sink.clone());
+        tokio::spawn(async move {
+            let result = session.retry_from(command.clone(), outcome, &policy).await;
+            sink.complete(tag, command, result);
+        });
+    }
+
+    fn is_closed(&self) -> bool {
+        self.sink.is_closed()
     }
 }

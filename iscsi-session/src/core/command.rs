@@ -117,6 +117,11 @@ impl ReadData {
         &self.segments
     }
 
+    /// The pieces, in order, without touching their reference counts.
+    pub fn into_segments(self) -> Vec<Bytes> {
+        self.segments
+    }
+
     /// One contiguous buffer: free when the data came in one PDU, a copy otherwise.
     pub fn to_bytes(&self) -> Bytes {
         match self.segments.as_slice() {

@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod chap;
 pub mod command;
+pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod error;

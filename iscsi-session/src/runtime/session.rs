@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::driver::{Driver, Established, Request, establish};
 use crate::core::chap::ChapAlgorithm;
 use crate::core::command::{Command, CommandOutcome};
+use crate::core::completion::CompletionSink;
 use crate::core::config::SessionConfig;
 use crate::core::connection::{ConnectionStats, TargetEvent};
 use crate::core::error::{Error, PathContext};
@@ -18,6 +19,10 @@ use crate::core::portal::Portal;
 /// Requests queued towards the driver before senders wait: enough for a deep
 /// queue, small enough to push back on a runaway producer.
 const REQUEST_QUEUE: usize = 1024;
+
+/// Commands per batch request: a driver takes a request whole, so a huge
+/// batch is split to keep one from holding the driver for long.
+const MAX_BATCH: usize = 256;
 
 /// Target events kept for a slow subscriber before it starts missing some.
 const EVENT_BACKLOG: usize = 64;
@@ -224,6 +229,37 @@ impl Session {
             .await
             .map_err(|_| self.closed())?;
         rx.await.map_err(|_| self.closed())?
+    }
+
+    /// Submits many commands in one hand-off to the driver: one wake-up for
+    /// all, and their PDUs go out together as the CmdSN window allows. Each
+    /// outcome reaches `sink` under its tag, as [`Session::execute`] would
+    /// return it (any SCSI status is an `Ok`), from the driver's task; a
+    /// command the session cannot take is answered there too, with its
+    /// error. Waits only while the driver's request queue is full. Dropping
+    /// the sink's queue ([`CompletionSink::is_closed`]) withdraws commands
+    /// not yet sent and keeps all of them from being replayed.
+    pub async fn submit_batch(
+        &self,
+        mut commands: Vec<(u64, Command)>,
+        sink: Arc<dyn CompletionSink<Error>>,
+    ) {
+        while !commands.is_empty() {
+            let rest = commands.split_off(commands.len().min(MAX_BATCH));
+            let batch = Request::Batch {
+                commands,
+                sink: sink.clone(),
+            };
+            if let Err(mpsc::error::SendError(Request::Batch { commands, sink })) =
+                self.inner.requests.send(batch).await
+            {
+                for (tag, command) in commands.into_iter().chain(rest) {
+                    sink.complete(tag, command, Err(self.closed()));
+                }
+                return;
+            }
+            commands = rest;
+        }
     }
 
     /// A text exchange in full feature phase (e.g. `SendTargets=All`).

@@ -294,13 +294,14 @@ impl Driver {
         let reason = self.offline_reason.clone();
         for (command, pending) in self.parked.drain() {
             let failure = TaskFailure::NotConnected(reason.clone());
-            pending.answer(Err(Error::Command {
+            let err = Error::Command {
                 ctx: ctx.clone(),
                 lun: command.lun,
                 itt: Itt::RESERVED,
                 opcode: command.opcode(),
                 failure,
-            }));
+            };
+            pending.answer(command, Err(err));
         }
     }
 
@@ -328,7 +329,7 @@ impl Driver {
         } else {
             let failure = TaskFailure::NotConnected(format!("{why}: {}", self.offline_reason));
             let err = self.command_error(&self.ctx(), &command, failure);
-            pending.answer(Err(err));
+            pending.answer(command, Err(err));
         }
     }
 
@@ -348,7 +349,7 @@ impl Driver {
                     "no connection within the replacement timeout".into(),
                 );
                 let err = self.command_error(&self.ctx(), &command, failure);
-                pending.answer(Err(err));
+                pending.answer(command, Err(err));
             }
             let wake = self
                 .parked
@@ -361,6 +362,12 @@ impl Driver {
                     None => return Waited::Shutdown,
                     Some(Request::Command { command, reply }) => {
                         self.without_connection(command, Pending::new(reply), "no connection");
+                    }
+                    Some(Request::Batch { commands, sink }) => {
+                        for (tag, command) in commands {
+                            let pending = Pending::queued(tag, sink.clone());
+                            self.without_connection(command, pending, "no connection");
+                        }
                     }
                     Some(Request::Text { reply, .. }) => {
                         let _ = reply.send(Err(Error::ConnectionLost {
@@ -405,6 +412,11 @@ fn reject_request(req: Request, ctx: &PathContext, ended: &Result<(), Error>) {
     match req {
         Request::Command { reply, .. } => {
             let _ = reply.send(Err(Error::Closed { ctx: ctx.clone() }));
+        }
+        Request::Batch { commands, sink } => {
+            for (tag, command) in commands {
+                sink.complete(tag, command, Err(Error::Closed { ctx: ctx.clone() }));
+            }
         }
         Request::Text { reply, .. } => {
             let _ = reply.send(Err(Error::Closed { ctx: ctx.clone() }));

@@ -106,4 +106,28 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!(parked.len(), 0);
     }
+
+    /// A batched command whose completion queue was dropped is not replayed;
+    /// one whose queue lives is, and its outcome lands there under its tag.
+    #[tokio::test(start_paused = true)]
+    async fn batched_commands_are_replayed_only_while_their_queue_lives() {
+        use crate::core::completion::CompletionQueue;
+        let mut parked = Parked::default();
+        let kept = CompletionQueue::new();
+        let gone = CompletionQueue::new();
+        parked.push(command(), Pending::queued(1, kept.sink()), Instant::now());
+        parked.push(command(), Pending::queued(2, gone.sink()), Instant::now());
+        drop(gone);
+        let live = parked.take_live();
+        assert_eq!(live.len(), 1);
+        let (command, pending) = live.into_iter().next().unwrap();
+        let ctx = crate::core::error::PathContext {
+            portal: crate::core::portal::Portal::new("127.0.0.1", 3260),
+            target: "t".into(),
+        };
+        pending.answer(command, Err(crate::core::error::Error::Closed { ctx }));
+        let mut out = Vec::new();
+        assert_eq!(kept.try_drain(&mut out), 1);
+        assert_eq!(out[0].tag, 1);
+    }
 }

@@ -1,11 +1,14 @@
 //! What [`crate::Session`] handles ask of their driver, and the token the
 //! driver attaches to each command it hands to the connection.
 
+use std::sync::Arc;
+
 use iscsi_proto::text::KeyValue;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::core::command::{Command, CommandOutcome};
+use crate::core::completion::CompletionSink;
 use crate::core::connection::ConnectionStats;
 use crate::core::error::Error;
 
@@ -21,6 +24,11 @@ pub(crate) enum Request {
     Command {
         command: Command,
         reply: CommandReply,
+    },
+    /// Many commands in one hand-off, their outcomes to one sink.
+    Batch {
+        commands: Vec<(u64, Command)>,
+        sink: Arc<dyn CompletionSink<Error>>,
     },
     Text {
         pairs: Vec<(String, String)>,
@@ -42,26 +50,54 @@ pub(crate) enum Request {
 /// fails in the end instead of being replayed forever).
 #[derive(Debug)]
 pub(crate) struct Pending {
-    pub reply: CommandReply,
+    caller: Caller,
     pub orphaned_at: Option<Instant>,
+}
+
+/// Who waits for a command's outcome.
+#[derive(Debug)]
+enum Caller {
+    /// A future of its own ([`crate::Session::execute`]).
+    Future(CommandReply),
+    /// A batch's sink, under the submitter's tag.
+    Sink {
+        tag: u64,
+        sink: Arc<dyn CompletionSink<Error>>,
+    },
 }
 
 impl Pending {
     pub fn new(reply: CommandReply) -> Self {
         Pending {
-            reply,
+            caller: Caller::Future(reply),
             orphaned_at: None,
         }
     }
 
-    /// False once the caller stopped waiting (its future was dropped): such a
-    /// command must never be sent, or sent again.
-    pub fn caller_waits(&self) -> bool {
-        !self.reply.is_closed()
+    pub fn queued(tag: u64, sink: Arc<dyn CompletionSink<Error>>) -> Self {
+        Pending {
+            caller: Caller::Sink { tag, sink },
+            orphaned_at: None,
+        }
     }
 
-    pub fn answer(self, result: Result<CommandOutcome, Error>) {
-        // A caller that went away does not want the answer.
-        let _ = self.reply.send(result);
+    /// False once the caller stopped waiting (its future or its completion
+    /// queue was dropped): such a command must never be sent, or sent again.
+    pub fn caller_waits(&self) -> bool {
+        match &self.caller {
+            Caller::Future(reply) => !reply.is_closed(),
+            Caller::Sink { sink, .. } => !sink.is_closed(),
+        }
+    }
+
+    /// Hands `command`'s outcome to whoever waits for it.
+    pub fn answer(self, command: Command, result: Result<CommandOutcome, Error>) {
+        match self.caller {
+            // A caller that went away does not want the answer.
+            Caller::Future(reply) => {
+                let _ = reply.send(result);
+            }
+            Caller::Sink { tag, sink } => sink.complete(tag, command, result),
+        }
     }
 }

@@ -129,7 +129,8 @@ impl Driver {
                 }
                 other => {
                     let failure = TaskFailure::NotConnected(other.to_string());
-                    token.answer(Err(self.command_error(conn.context(), &command, failure)));
+                    let err = self.command_error(conn.context(), &command, failure);
+                    token.answer(command, Err(err));
                 }
             }
         }
@@ -138,6 +139,11 @@ impl Driver {
     fn on_request(&mut self, req: Request, conn: &mut Connection<Pending>) {
         match req {
             Request::Command { command, reply } => self.submit(conn, command, Pending::new(reply)),
+            Request::Batch { commands, sink } => {
+                for (tag, command) in commands {
+                    self.submit(conn, command, Pending::queued(tag, sink.clone()));
+                }
+            }
             Request::Text { pairs, reply } => {
                 let refs: Vec<(&str, &str)> = pairs
                     .iter()
@@ -185,7 +191,7 @@ impl Driver {
                     opcode: command.opcode(),
                     failure,
                 });
-                token.answer(result);
+                token.answer(command, result);
             }
             ConnectionEvent::TextComplete { itt, result } => {
                 if let Some((_, reply)) = self.text_reply.take_if(|(t, _)| *t == itt) {
@@ -266,7 +272,7 @@ impl Driver {
                 opcode: u.command.opcode(),
                 failure,
             };
-            u.token.answer(Err(err));
+            u.token.answer(u.command, Err(err));
         }
         if let Some((_, reply)) = self.text_reply.take() {
             let _ = reply.send(Err(Error::Closed { ctx: ctx.clone() }));
