@@ -1,7 +1,7 @@
 //! The transmission phase of one connection. One task does it all: it
-//! decodes requests from a receive buffer, runs them concurrently (their
-//! futures polled by this task, not spawned, so a request never crosses to
-//! another task or thread on its way to the block device), and writes the
+//! decodes requests from a receive buffer, hands the READs and WRITEs of
+//! each burst to the block device as one batch (see [`crate::batched`]),
+//! runs the other requests as futures polled by this task, and writes the
 //! replies that are ready, batched into one vectored write.
 //!
 //! What one connection holds is bounded: [`MAX_IN_FLIGHT`] requests and
@@ -15,11 +15,12 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use iscsi_session::BlockDevice;
+use iscsi_session::{BlockDevice, Completion, CompletionQueue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 use tracing::debug;
 
+use crate::batched::Batched;
 use crate::export::{Export, MAX_BLOCK};
 use crate::handler::{Answer, Served, check, serve};
 use crate::proto::{CMD_DISC, CMD_READ, CMD_WRITE, Errno};
@@ -55,6 +56,12 @@ where
     let mut buf = BytesMut::with_capacity(READ_ROOM);
     let mut decoder = RequestDecoder::new(MAX_BLOCK as usize);
     let mut in_flight = FuturesUnordered::new();
+    // READs and WRITEs of one command each: batched, their outcomes drained.
+    let completions = CompletionQueue::<B::Error>::new();
+    let sink = completions.sink();
+    let mut batched = Batched::default();
+    let mut batch = Vec::new();
+    let mut done: Vec<Completion<B::Error>> = Vec::new();
     let mut replies = ReplyQueue::default();
     let mut closing = *shutdown.borrow();
     // Bytes of request data held (see MAX_HELD_BYTES), and those of the
@@ -67,7 +74,7 @@ where
     let mut broken = None;
     loop {
         // Take what is buffered, while there is room.
-        while !closing && in_flight.len() < MAX_IN_FLIGHT {
+        while !closing && in_flight.len() + batched.len() < MAX_IN_FLIGHT {
             let request = match waiting.take() {
                 Some(r) => r,
                 None => match decoder.decode(&mut buf) {
@@ -102,7 +109,11 @@ where
                         break;
                     }
                     held += cost;
-                    in_flight.push(serve(export.clone(), request).map(move |done| (done, cost)));
+                    match batched.take(&export, request, cost) {
+                        Ok(command) => batch.push(command),
+                        Err(request) => in_flight
+                            .push(serve(export.clone(), request).map(move |done| (done, cost))),
+                    }
                 }
                 Err(Answer::Error(errno, message)) => {
                     answer(&mut replies, &request, structured, errno, &message)
@@ -110,29 +121,39 @@ where
                 Err(_) => {}
             }
         }
+        if !batch.is_empty() {
+            let commands = std::mem::take(&mut batch);
+            export.device.submit_batch(commands, sink.clone()).await;
+        }
         // Everything already done goes out in one write.
         while let Some(Some((done, cost))) = in_flight.next().now_or_never() {
             encode(&mut replies, done, structured);
             releasing += cost;
         }
+        completions.try_drain(&mut done);
+        releasing += finish_batched(&mut batched, &mut done, &mut replies, structured);
         if !replies.is_empty() {
             replies.flush(stream).await?;
             held -= std::mem::take(&mut releasing);
             continue;
         }
-        if closing && in_flight.is_empty() {
+        if closing && in_flight.is_empty() && batched.is_empty() {
             return match broken {
                 None => Ok(()),
                 Some(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             };
         }
-        let can_read = !closing && in_flight.len() < MAX_IN_FLIGHT && waiting.is_none();
+        let can_read =
+            !closing && in_flight.len() + batched.len() < MAX_IN_FLIGHT && waiting.is_none();
         if can_read && buf.capacity() - buf.len() < READ_ROOM / 4 {
             buf.reserve(READ_ROOM);
         }
         tokio::select! {
             // Completions first: replies free room and the client waits on them.
             biased;
+            _ = completions.drain(&mut done), if !batched.is_empty() => {
+                releasing += finish_batched(&mut batched, &mut done, &mut replies, structured);
+            }
             Some((done, cost)) = in_flight.next(), if !in_flight.is_empty() => {
                 encode(&mut replies, done, structured);
                 releasing += cost;
@@ -153,6 +174,23 @@ where
             }
         }
     }
+}
+
+/// Replies to the batched requests in `done` (emptied); the data they held.
+fn finish_batched<E: iscsi_session::BlockError>(
+    batched: &mut Batched,
+    done: &mut Vec<Completion<E>>,
+    replies: &mut ReplyQueue,
+    structured: bool,
+) -> u64 {
+    let mut released = 0;
+    for completion in done.drain(..) {
+        if let Some((served, cost)) = batched.finish(completion) {
+            encode(replies, served, structured);
+            released += cost;
+        }
+    }
+    released
 }
 
 /// The request data a request makes us hold: a write's payload (received

@@ -244,7 +244,7 @@ fn refused<E: BlockError>(e: &E) -> bool {
 
 /// Blocks per command: the LU's maximum transfer length, else what fits the
 /// NBD maximum.
-fn transfer_limit(g: &Geometry) -> u32 {
+pub(crate) fn transfer_limit(g: &Geometry) -> u32 {
     match g.max_transfer_blocks {
         0 => (MAX_BLOCK / g.block_size).max(1),
         n => n,

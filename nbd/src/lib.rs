@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod admission;
+mod batched;
 pub mod connection;
 pub mod export;
 pub mod handler;
