@@ -1,9 +1,13 @@
 """What the benchmark scripts share: a throwaway tgtd with a /dev/shm LUN of
 random data on one or more portals, `riscsi bench` and `iscsi-perf` runs, NBD
-servers under fio's nbd engine, CPU accounting, child-process hygiene and the
-BENCHMARKS.md section writer."""
+servers (`riscsi attach`, qemu-nbd + libiscsi) under fio's nbd engine, CPU
+accounting, perf profiles with their flamegraphs, medians and ratios,
+child-process hygiene and the BENCHMARKS.md section writer."""
 
+import collections
+import contextlib
 import ctypes
+import glob
 import json
 import os
 import re
@@ -42,8 +46,14 @@ def require(script, tools):
         if tool == "riscsi":
             if not os.access(RISCSI, os.X_OK):
                 sys.exit(f"{script}: {RISCSI} not found (cargo build --release -p riscsi-tools)")
-        elif not shutil.which(tool):
+        elif not which(tool):
             sys.exit(f"{script}: {tool} not found (scripts/install-deps installs it)")
+
+
+def which(tool):
+    """`tool` on PATH or in ~/.cargo/bin (where `cargo install` puts it), or None."""
+    cargo_bin = Path.home() / ".cargo" / "bin" / tool
+    return shutil.which(tool) or (str(cargo_bin) if os.access(cargo_bin, os.X_OK) else None)
 
 
 def exit_on_signals():
@@ -90,6 +100,11 @@ def proc_cpu(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is field 3 (state): utime and stime are fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def file_name(label):
+    """`label` with what a file name should not hold replaced by `_`."""
+    return re.sub(r"[^\w.-]", "_", label)
 
 
 def free_port(host="127.0.0.1"):
@@ -170,13 +185,25 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+WRITE_PATTERNS = ("seq-write", "rand-write")
+# `riscsi bench` pattern -> fio's --rw.
+FIO_RW = {"seq-read": "read", "rand-read": "randread", "seq-write": "write", "rand-write": "randwrite"}
+
+
+def riscsi_bench_args(volume, pattern, block, depth, seconds, extra=()):
+    """The `riscsi bench --json` command line; write patterns get --allow-write."""
+    args = [str(RISCSI), "bench", "--initiator-name", "iqn.2026-11.io.riscsi.bench:riscsi", volume,
+            "--pattern", pattern, "--block", str(block), "--depth", str(depth),
+            "--seconds", str(seconds), "--json", *extra]
+    if pattern in WRITE_PATTERNS:
+        args.append("--allow-write")
+    return args
+
+
 def run_riscsi(volume, pattern, block, depth, seconds, extra=()):
     """`riscsi bench` once; its own JSON gives bytes, time and CPU."""
-    out = subprocess.run(
-        [str(RISCSI), "bench", "--initiator-name", "iqn.2026-11.io.riscsi.bench:riscsi", volume,
-         "--pattern", pattern, "--block", str(block), "--depth", str(depth),
-         "--seconds", str(seconds), "--json", *extra],
-        check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(riscsi_bench_args(volume, pattern, block, depth, seconds, extra),
+                         check=True, capture_output=True, text=True).stdout
     r = json.loads(out)
     bytes_per_s = r["bytes"] / r["elapsed_seconds"]
     return {"MBps": bytes_per_s / 1e6, "iops": r["iops"],
@@ -225,6 +252,65 @@ def nbdinfo(uri, timeout=10):
     return json.loads(r.stdout)["exports"][0]
 
 
+# scripts/install-deps unpacks a matching qemu-nbd + block-iscsi.so pair here when
+# apt has no qemu-block-extra for the installed qemu-utils.
+LOCAL_QEMU = ROOT / "target" / "qemu-libiscsi"
+LOCAL_QEMU_NBD = LOCAL_QEMU / "usr" / "bin" / "qemu-nbd"
+
+
+def qemu_nbd():
+    return str(LOCAL_QEMU_NBD) if LOCAL_QEMU_NBD.exists() else "qemu-nbd"
+
+
+def check_qemu_iscsi(script):
+    """qemu-nbd needs block-iscsi.so from the same qemu build: exits saying
+    what is missing, or points QEMU_MODULE_DIR at the local pair."""
+    if LOCAL_QEMU_NBD.exists() and not os.environ.get("QEMU_MODULE_DIR"):
+        dirs = glob.glob(str(LOCAL_QEMU / "usr" / "lib" / "*" / "qemu"))
+        if dirs:
+            os.environ["QEMU_MODULE_DIR"] = dirs[0]
+            return
+    env_dir = os.environ.get("QEMU_MODULE_DIR")
+    dirs = [env_dir] if env_dir else glob.glob("/usr/lib/*/qemu")
+    if not any((Path(d) / "block-iscsi.so").exists() for d in dirs):
+        sys.exit(f"{script}: qemu-nbd's libiscsi driver (block-iscsi.so) not found in "
+                 f"{', '.join(dirs) or '/usr/lib/*/qemu'}: scripts/install-deps installs Debian's "
+                 "qemu-block-extra (same version as qemu-utils) or unpacks a matching pair into "
+                 "target/qemu-libiscsi; or point QEMU_MODULE_DIR at the qemu module folder of an "
+                 "unpacked one")
+    if not env_dir:
+        versions = {}
+        for pkg in ("qemu-utils", "qemu-block-extra"):
+            r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+            versions[pkg] = r.stdout.strip() if r.returncode == 0 else None
+        if None not in versions.values() and len(set(versions.values())) > 1:
+            sys.exit(f"{script}: qemu-block-extra {versions['qemu-block-extra']} does not match "
+                     f"qemu-utils {versions['qemu-utils']}: qemu-nbd refuses modules of another build")
+
+
+def tool_versions(names):
+    """The first line of `--version` of each of `names` (riscsi, qemu-nbd,
+    nbdkit, fio), or libiscsi's package version for "libiscsi"."""
+    def first_line(args):
+        r = subprocess.run(args, capture_output=True, text=True)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    commands = {"riscsi": str(RISCSI), "qemu-nbd": qemu_nbd()}
+    versions = {}
+    for name in names:
+        if name == "libiscsi":
+            version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libiscsi7"],
+                                     capture_output=True, text=True).stdout.strip() or "?"
+            versions[name] = f"libiscsi {version}"
+        else:
+            versions[name] = first_line([commands.get(name, name), "--version"])
+    return versions
+
+
+def check_fio_nbd(script):
+    if "uri" not in subprocess.run(["fio", "--enghelp=nbd"], capture_output=True, text=True).stdout:
+        sys.exit(f"{script}: this fio has no nbd engine (Debian's fio has it: scripts/install-deps)")
+
+
 class NbdServer:
     """An NBD server process for fio's nbd engine, started with `spawn`.
 
@@ -239,7 +325,7 @@ class NbdServer:
         self.stop_signal, self.env, self.ready_timeout = stop_signal, env, ready_timeout
         self.proc = None
         self.export = None
-        self.log_path = self.workdir / (re.sub(r"[^\w.-]", "_", label) + ".log")
+        self.log_path = self.workdir / (file_name(label) + ".log")
 
     def __enter__(self):
         try:
@@ -348,8 +434,177 @@ def run_fio_nbd(uri, rw, block, depth, seconds, server=None, stall_seconds=30):
             "fio_cpu_per_gib": fio_cpu / gib}
 
 
+def attach_server(work, url, label="riscsi attach", initiator="riscsi-attach", extra=()):
+    """`riscsi attach URL` as an NbdServer (stopped with SIGINT), with a run
+    directory of its own under `work`. Give each server its own `initiator`
+    name, one that no `riscsi bench` run uses: the same name, target and
+    portal give the same ISID, and each login would reinstate (end) the
+    other's session."""
+    run_dir = Path(work) / ("run-" + file_name(label))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return NbdServer(
+        label,
+        [str(RISCSI), "attach", "--initiator-name", f"iqn.2026-11.io.riscsi.bench:{initiator}", url,
+         *extra],
+        work, stop_signal=signal.SIGINT, env={"RISCSI_RUN_DIR": str(run_dir)})
+
+
+def qemu_nbd_server(work, url, label="qemu-nbd+libiscsi"):
+    """qemu-nbd with its libiscsi block driver on `url`, on a Unix socket
+    (`qemu-nbd -f raw -k SOCK -t -e 4 --cache=none iscsi://...`). Call
+    check_qemu_iscsi first."""
+    sock = Path(work) / (file_name(label) + ".sock")
+    return NbdServer(
+        label, [qemu_nbd(), "-f", "raw", "-k", str(sock), "-t", "-e", "4", "--cache=none", url],
+        work, uri=f"nbd+unix:///?socket={sock}")
+
+
+def start_server(stack, server, size, script):
+    """Starts `server` in the ExitStack `stack` and exits unless it serves
+    `size` bytes read-write."""
+    stack.enter_context(server)
+    got, read_only = server.export["export-size"], server.export["is_read_only"]
+    if got != size or read_only:
+        sys.exit(f"{script}: {server.label} serves {got} bytes{' read-only' if read_only else ''}, "
+                 f"not the {size >> 20} MiB LUN read-write")
+    print(f"{server.label}: {server.uri} (pid {server.proc.pid})", flush=True)
+    return server
+
+
+# Profiles: call graphs from DWARF, as the release build keeps no frame
+# pointers (frame-pointer stacks stop at the first Rust frame), at a low rate
+# so that perf.data and `perf script` stay small on a short run.
+PERF_RECORD = ["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "499"]
+PROFILE_TOOLS = ["perf", "inferno-collapse-perf", "inferno-flamegraph"]
+# Frames with less than this percentage of the samples are left out of a
+# flamegraph (inferno's default: 0.01): the SVGs are committed.
+FLAMEGRAPH_MIN_WIDTH = 0.5
+
+
+def check_perf(script):
+    """Exits unless perf can record a process here."""
+    with tempfile.TemporaryDirectory(prefix="perf-check-") as d:
+        r = subprocess.run([*PERF_RECORD, "-o", f"{d}/perf.data", "--", "true"],
+                           capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{script}: perf record does not work here (kernel.perf_event_paranoid is "
+                 f"{Path('/proc/sys/kernel/perf_event_paranoid').read_text().strip()}; run as root or "
+                 f"lower it): {(r.stderr or r.stdout).strip()[-500:]}")
+
+
+def perf_record(argv, data):
+    """Runs `argv` under perf record into `data`."""
+    r = subprocess.run([*PERF_RECORD, "-o", str(data), "--", *argv], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"perf record -- {' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()[-1000:]}")
+
+
+@contextlib.contextmanager
+def perf_attached(pid, data):
+    """perf record on the running process `pid` into `data` while the
+    `with` body runs."""
+    proc = spawn([*PERF_RECORD, "-p", str(pid), "-o", str(data)],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)  # attaching takes perf a moment
+        if proc.poll() is not None:
+            sys.exit(f"perf record -p {pid} exited ({proc.returncode}): {proc.stderr.read().strip()[-1000:]}")
+        yield
+    finally:
+        stop(proc, signal.SIGINT, timeout=60)
+        proc.stderr.close()
+
+
+_FRAME = re.compile(r"^\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)$")
+
+
+def _frame_class(dso):
+    name = Path(dso).name
+    if "kernel" in dso:
+        return "kernel"
+    if name == RISCSI.name:
+        return "riscsi"
+    if name.startswith(("libc.so", "libc-")):
+        return "libc"
+    return "other"
+
+
+def _symbol(sym):
+    # No offset, no Rust hash: `foo::bar::h0123456789abcdef+0x1c` -> `foo::bar`.
+    return re.sub(r"::h[0-9a-f]{16}$", "", re.sub(r"\+0x[0-9a-f]+$", "", sym))
+
+
+def profile_report(data, svg, title, top=6):
+    """What perf's `data` says, and its flamegraph written to `svg`: samples,
+    their event, each class's share of them by the sampled (leaf) frame (kernel, riscsi's
+    binary, libc, other: the dynamic loader, vDSO, unresolved), and the `top`
+    leaf symbols with their class and share."""
+    script = subprocess.run(["perf", "script", "--no-inline", "-i", str(data)],
+                            capture_output=True, text=True)
+    if script.returncode != 0:
+        sys.exit(f"perf script -i {data} failed: {script.stderr.strip()[-1000:]}")
+    classes, symbols, events = collections.Counter(), collections.Counter(), collections.Counter()
+    samples, leaf = 0, True
+    for line in script.stdout.splitlines():
+        if line and not line[0].isspace():
+            # `COMM TID TIME: PERIOD EVENT:` (cpu-clock where there is no PMU)
+            samples, leaf = samples + 1, False
+            events[line.rstrip(":").rsplit(None, 1)[-1].split(":")[0]] += 1
+            continue
+        m = _FRAME.match(line)
+        if m and not leaf:
+            leaf = True
+            cls = _frame_class(m.group(2))
+            classes[cls] += 1
+            symbols[(_symbol(m.group(1)), cls)] += 1
+    collapsed = subprocess.run([which("inferno-collapse-perf")], input=script.stdout,
+                               capture_output=True, text=True, check=True).stdout
+    graph = subprocess.run(
+        [which("inferno-flamegraph"), "--title", title, "--minwidth", str(FLAMEGRAPH_MIN_WIDTH),
+         "--deterministic"],
+        input=collapsed, capture_output=True, text=True, check=True).stdout
+    Path(svg).parent.mkdir(parents=True, exist_ok=True)
+    Path(svg).write_text(graph)
+    total = sum(classes.values()) or 1
+    return {"samples": samples, "event": events.most_common(1)[0][0] if events else None,
+            "shares": {c: classes[c] / total for c in ("kernel", "riscsi", "libc", "other")},
+            "top": [(sym, cls, n / total) for (sym, cls), n in symbols.most_common(top)]}
+
+
 def median(runs, key):
     return statistics.median(r[key] for r in runs)
+
+
+SUMMARY_KEYS = ("MBps", "iops", "lat_us", "cpu_per_gib", "fio_cpu_per_gib", "max_lat_ms")
+
+
+def summarize(runs, maxima=("max_lat_ms",)):
+    """Medians over the runs that worked (the largest value for the keys in
+    `maxima`; None for a key no run gave, the SUMMARY_KEYS always there), how
+    many ran and worked, and what failed."""
+    good = [r for r in runs if "error" not in r]
+    out = {"runs": len(runs), "ok": len(good), "errors": [r["error"] for r in runs if "error" in r]}
+    for key in {*SUMMARY_KEYS, *(k for r in good for k in r)}:
+        values = [r[key] for r in good if r.get(key) is not None]
+        out[key] = (max(values) if key in maxima else statistics.median(values)) if values else None
+    return out
+
+
+def fmt(value, spec, unit=""):
+    return "n/a" if value is None else format(value, spec) + unit
+
+
+def ratio(a, b):
+    return None if a is None or b is None or not b else a / b
+
+
+def verdict(value, goal, above):
+    """`value` (a ratio) against `goal`: met when at or above it (`above`),
+    else when below it."""
+    if value is None:
+        return "n/a"
+    met = value >= goal if above else value < goal
+    return f"{value:.2f}x ({'met' if met else 'not met'})"
 
 
 def replace_section(name, text, document="BENCHMARKS.md"):
