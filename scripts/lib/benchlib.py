@@ -28,12 +28,13 @@ RISCSI = ROOT / "target" / "release" / "riscsi"
 GIB = 1 << 30
 
 
-def prepare(script, tools):
-    """Installs what is missing (scripts/install-deps), builds the release
-    riscsi, and exits with a clear message if one of `tools` (commands) is
-    still not on PATH."""
+def prepare(script, tools, profiling=False):
+    """Installs what is missing (scripts/install-deps, with the flamegraph
+    tools when `profiling`), builds the release riscsi, and exits with a
+    clear message if one of `tools` (commands) is still not on PATH."""
+    install = [str(ROOT / "scripts" / "install-deps")] + (["--profiling"] if profiling else [])
     try:
-        subprocess.run([str(ROOT / "scripts" / "install-deps")], check=True)
+        subprocess.run(install, check=True)
     except subprocess.CalledProcessError as e:
         sys.exit(f"{script}: scripts/install-deps failed ({e.returncode}); install the tools it names by hand")
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "riscsi-tools"], cwd=ROOT, check=True)
