@@ -1,11 +1,13 @@
-//! `riscsi bench VOLUME`: `--depth` workers loop I/Os on one session until
-//! the time is up, each recording its latencies; the figures are merged at
-//! the end.
+//! `riscsi bench VOLUME`: `--depth` I/Os kept in flight until the time is
+//! up, through the batched submission API by default (`batched`), or by
+//! `--depth` workers with a future per I/O each (`--submit futures`), each
+//! recording its latencies; the figures are merged at the end.
 //!
 //! The per-I/O path is kept to what riscsi itself costs: no allocation (the
 //! write buffer is one shared `Bytes`, histograms are sized up front), no
 //! lock (per-worker histograms, one relaxed atomic for sequential offsets).
 
+mod batched;
 mod report;
 
 use std::sync::Arc;
@@ -27,6 +29,15 @@ use crate::error::{CliError, Result};
 use crate::size::parse_size;
 use crate::volume::{Volume, VolumeSpec, parse_volume};
 use report::{BenchReport, Totals};
+
+/// How the benchmark hands its I/Os to the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Submit {
+    /// One loop, completions drained in bursts, refills in one batch.
+    Batched,
+    /// A worker task per slot, a future per I/O.
+    Futures,
+}
 
 /// Largest I/O a benchmark issues.
 const MAX_BLOCK: u64 = 64 << 20;
@@ -71,7 +82,7 @@ pub struct BenchArgs {
     /// Bytes per I/O (4k, 128k, 1m or plain bytes; a multiple of the block size).
     #[arg(long, value_parser = parse_size, default_value = "128k", value_name = "SIZE")]
     pub block: u64,
-    /// Concurrent workers, each with one I/O in flight.
+    /// I/Os in flight at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub depth: u32,
     /// How long to run.
@@ -83,6 +94,10 @@ pub struct BenchArgs {
     /// Required for write patterns: they overwrite the volume's data.
     #[arg(long)]
     pub allow_write: bool,
+    /// How I/Os are submitted: in batches drained from a completion queue,
+    /// or a future per I/O (what the future-based API costs).
+    #[arg(long, value_enum, default_value = "batched")]
+    pub submit: Submit,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -213,11 +228,60 @@ where
         rand::thread_rng().fill_bytes(&mut buf);
         Bytes::from(buf)
     });
-    let lun = Arc::new(device.clone());
-    let next_slot = Arc::new(AtomicU64::new(0));
     let cpu_before = process_cpu_time();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
+    let latencies = match args.submit {
+        Submit::Batched => {
+            let mut latencies = new_histogram()?;
+            let run = batched::BatchedRun {
+                pattern: args.pattern,
+                region,
+                depth: args.depth as usize,
+                write_buffer,
+                deadline,
+            };
+            // In a task of its own: tokio polls the `block_on` future only
+            // after parking the runtime, an epoll_wait per wake-up.
+            let device = device.clone();
+            let loop_task = tokio::spawn(async move {
+                batched::run(&device, run, &mut latencies).await?;
+                Ok::<_, B::Error>(latencies)
+            });
+            loop_task.await??
+        }
+        Submit::Futures => with_workers(device, args, region, write_buffer, deadline).await?,
+    };
+    let elapsed = started.elapsed();
+    let cpu = process_cpu_time().saturating_sub(cpu_before);
+    Ok(BenchReport::new(
+        args.pattern.name(),
+        args.block,
+        args.depth,
+        args.seconds,
+        region.bytes(g.block_size),
+        Totals {
+            elapsed,
+            cpu,
+            latencies_ns: &latencies,
+        },
+    ))
+}
+
+/// `--submit futures`: a worker task per slot of the depth.
+async fn with_workers<B>(
+    device: &B,
+    args: &BenchArgs,
+    region: Region,
+    write_buffer: Option<Bytes>,
+    deadline: Instant,
+) -> Result<Histogram<u64>>
+where
+    B: BlockDevice + Clone + 'static,
+    CliError: From<B::Error>,
+{
+    let lun = Arc::new(device.clone());
+    let next_slot = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
     for _ in 0..args.depth {
         let worker = Worker {
@@ -245,23 +309,10 @@ where
             }
         }
     }
-    if let Some(e) = first_error {
-        return Err(e.into());
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(latencies),
     }
-    let elapsed = started.elapsed();
-    let cpu = process_cpu_time().saturating_sub(cpu_before);
-    Ok(BenchReport::new(
-        args.pattern.name(),
-        args.block,
-        args.depth,
-        args.seconds,
-        region.bytes(g.block_size),
-        Totals {
-            elapsed,
-            cpu,
-            latencies_ns: &latencies,
-        },
-    ))
 }
 
 fn new_histogram() -> Result<Histogram<u64>> {
@@ -326,6 +377,8 @@ mod tests {
         let a = bench_args(&[]);
         assert_eq!(a.pattern, Pattern::SeqRead);
         assert_eq!((a.block, a.depth, a.seconds), (128 * 1024, 32, 10));
+        assert_eq!(a.submit, Submit::Batched);
+        assert_eq!(bench_args(&["--submit", "futures"]).submit, Submit::Futures);
         let a = bench_args(&[
             "--pattern",
             "rand-write",
