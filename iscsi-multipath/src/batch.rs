@@ -13,7 +13,7 @@ use std::sync::Arc;
 use iscsi_session::{Command, CommandOutcome, CompletionSink, Error, RetryVerdict};
 use tokio::time::Instant;
 
-use crate::dispatch::{FirstAttempt, dispatch, resume};
+use crate::dispatch::{FirstAttempt, resume};
 use crate::error::VolumeError;
 use crate::member::Member;
 use crate::volume::Shared;
@@ -73,7 +73,12 @@ pub(crate) async fn submit_batch(
         group.asked.push(Asked { tag, bytes });
     }
     let started = Instant::now();
-    for group in groups {
+    let mut unsent = Unsent {
+        groups,
+        sink: &sink,
+        volume: &shared.name,
+    };
+    while let Some(group) = unsent.groups.pop() {
         let path = Arc::new(PathSink {
             shared: shared.clone(),
             member: group.member.clone(),
@@ -81,11 +86,33 @@ pub(crate) async fn submit_batch(
             started,
             sink: sink.clone(),
         });
-        group
-            .member
-            .session
-            .submit_batch(group.commands, path)
-            .await;
+        // From here the session answers each command, even if this future
+        // is dropped while it waits.
+        let session = &group.member.session;
+        session.submit_batch(group.commands, path).await;
+    }
+}
+
+/// The groups not handed to their session yet: if the submitter stops
+/// waiting before they are, each command is answered as closed and leaves
+/// its path's counters.
+struct Unsent<'a> {
+    groups: Vec<Group>,
+    sink: &'a Arc<dyn CompletionSink<VolumeError>>,
+    volume: &'a str,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        for group in self.groups.drain(..) {
+            for ((_, command), asked) in group.commands.into_iter().zip(group.asked) {
+                group.member.counters.leave(asked.bytes);
+                let closed = VolumeError::Closed {
+                    volume: self.volume.to_owned(),
+                };
+                self.sink.complete(asked.tag, command, Err(closed));
+            }
+        }
     }
 }
 
@@ -96,7 +123,7 @@ fn spawn_dispatch(
     sink: Arc<dyn CompletionSink<VolumeError>>,
 ) {
     tokio::spawn(async move {
-        let result = dispatch(&shared, command.clone()).await;
+        let result = resume(&shared, &command, None, &*sink).await;
         sink.complete(tag, command, result);
     });
 }
@@ -127,6 +154,10 @@ impl CompletionSink<Error> for PathSink {
             }
             other => other,
         };
+        if self.sink.is_closed() {
+            // Nobody to re-issue it for.
+            return self.sink.withdrawn(asked.tag);
+        }
         let first = FirstAttempt {
             member: self.member.clone(),
             result: first,
@@ -134,12 +165,19 @@ impl CompletionSink<Error> for PathSink {
         };
         let (shared, sink, tag) = (self.shared.clone(), self.sink.clone(), asked.tag);
         tokio::spawn(async move {
-            let result = resume(&shared, &command, first).await;
+            let result = resume(&shared, &command, Some(first), &*sink).await;
             sink.complete(tag, command, result);
         });
     }
 
     fn is_closed(&self) -> bool {
         self.sink.is_closed()
+    }
+
+    fn withdrawn(&self, index: u64) {
+        if let Some(asked) = usize::try_from(index).ok().and_then(|i| self.asked.get(i)) {
+            self.member.counters.leave(asked.bytes);
+            self.sink.withdrawn(asked.tag);
+        }
     }
 }

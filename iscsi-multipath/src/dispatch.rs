@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use iscsi_proto::scsi::FailureClass;
-use iscsi_session::{Command, CommandOutcome, Error, SessionState, TaskFailure};
+use iscsi_session::{Command, CommandOutcome, CompletionSink, Error, SessionState, TaskFailure};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -25,7 +25,7 @@ pub(crate) async fn dispatch(
     shared: &Shared,
     command: Command,
 ) -> Result<CommandOutcome, VolumeError> {
-    run(shared, &command, None).await
+    run(shared, &command, None, None).await
 }
 
 /// The first attempt of a command, made on `member` outside [`dispatch`]
@@ -38,24 +38,29 @@ pub(crate) struct FirstAttempt {
 
 /// Goes on with a command after its first attempt as [`dispatch`] would
 /// have: same-path retries of its status, or failover, or waiting for a
-/// path.
+/// path. `first` is `None` for a command that has not been tried yet.
+/// Stops before each new attempt once nobody waits on `sink` (a future
+/// stops the same way, by being dropped).
 pub(crate) async fn resume(
     shared: &Shared,
     command: &Command,
-    first: FirstAttempt,
+    first: Option<FirstAttempt>,
+    sink: &dyn CompletionSink<VolumeError>,
 ) -> Result<CommandOutcome, VolumeError> {
-    run(shared, command, Some(first)).await
+    run(shared, command, first, Some(sink)).await
 }
 
 async fn run(
     shared: &Shared,
     command: &Command,
     mut first: Option<FirstAttempt>,
+    sink: Option<&dyn CompletionSink<VolumeError>>,
 ) -> Result<CommandOutcome, VolumeError> {
     let bytes = u64::from(command.expected_transfer_len());
     let budget = shared.options.path_attempt_budget(shared.members.len());
     let mut path_errors = 0u32;
     loop {
+        // Nobody hears the answer of an abandoned command: any will do.
         if shared.closing() {
             return Err(VolumeError::Closed {
                 volume: shared.name.clone(),
@@ -73,7 +78,9 @@ async fn run(
                         attempt.lun = member.lun;
                         let _in_flight = member.counters.begin(bytes);
                         let policy = &shared.options.retry;
-                        member.session.retry_from(attempt, outcome, policy).await
+                        let wanted = || sink.is_none_or(|s| !s.is_closed());
+                        let session = &member.session;
+                        session.retry_from(attempt, outcome, policy, wanted).await
                     }
                     Err(e) => Err(e),
                 };
@@ -81,7 +88,7 @@ async fn run(
             }
             None => {
                 let Some(member) = shared.pick(bytes) else {
-                    wait_for_path(shared).await?;
+                    wait_for_path(shared, sink).await?;
                     continue;
                 };
                 let mut attempt = command.clone();
@@ -180,12 +187,19 @@ pub(crate) fn fail_path(shared: &Shared, member: &Member, error: &Error, lost: b
     }
 }
 
+/// How often a command waiting for a path looks whether its batch's caller
+/// is still there (a future's caller stops it by dropping it).
+const ABANDON_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Waits for a usable path as `no_path_retry` says.
-async fn wait_for_path(shared: &Shared) -> Result<(), VolumeError> {
+async fn wait_for_path(
+    shared: &Shared,
+    sink: Option<&dyn CompletionSink<VolumeError>>,
+) -> Result<(), VolumeError> {
     let mut changes = shared.subscribe();
     let waiting_since = Instant::now();
     loop {
-        if shared.closing() {
+        if shared.closing() || sink.is_some_and(|s| s.is_closed()) {
             return Err(VolumeError::Closed {
                 volume: shared.name.clone(),
             });
@@ -209,9 +223,14 @@ async fn wait_for_path(shared: &Shared) -> Result<(), VolumeError> {
                 paths: shared.describe_paths(),
             });
         }
+        let recheck = sink.map(|_| Instant::now() + ABANDON_CHECK);
+        let wake = match (deadline, recheck) {
+            (Some(d), Some(r)) => Some(d.min(r)),
+            (d, r) => d.or(r),
+        };
         tokio::select! {
             _ = changes.changed() => {}
-            _ = sleep_until_opt(deadline) => {}
+            _ = sleep_until_opt(wake) => {}
         }
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use iscsi_multipath::{
     Failback, MultipathVolume, NoPathRetry, PathState, Policy, VolumeError, VolumeOptions,
 };
-use iscsi_session::BlockDevice;
+use iscsi_session::{BlockDevice, CompletionQueue};
 use riscsi_tests::prelude::*;
 use riscsi_tests::volume::{
     Pass, backing_holds, copy_pass, copy_pass_batched, fast_options, open, reached, wait_status,
@@ -147,6 +147,51 @@ async fn copy_survives_rst_and_black_hole_on_the_main_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_survives_rst_and_black_hole_with_4096_byte_blocks() {
     copy_under_faults(4096, Submit::Batched).await;
+}
+
+/// A batch whose caller goes away while its commands sit in a black hole:
+/// when the main path's connection is declared dead they come back, are not
+/// re-issued on the other path for nobody, and leave the path's count of
+/// commands in flight; the volume goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_batch_is_not_reissued_and_leaves_no_count_behind() {
+    let r = rig(LunSpec::new(16 * MIB).pattern(4), fast_options()).await;
+    r.main.black_hole();
+    let queue = CompletionQueue::new();
+    let reads = (0..16u64)
+        .map(|tag| (tag, r.volume.read_command_at(tag * 8, 8)))
+        .collect();
+    r.volume.submit_batch(reads, queue.sink()).await;
+    assert_eq!(r.volume.status().paths[0].in_flight, 16);
+    // Time for the driver to send them into the hole (those it has not sent
+    // when the queue goes are withdrawn instead: counted out all the same).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(queue);
+    let before = r.volume.status().paths[1].completed;
+    wait_status(
+        &r.volume,
+        LONG,
+        "the black-holed connection given up",
+        |s| s.paths[0].state != PathState::Active && s.paths[0].in_flight == 0,
+    )
+    .await;
+    // A re-issue would start at once, from the completion that handed the
+    // command back: give one the time to finish on the secondary.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = r.volume.status();
+    assert_eq!(
+        status.paths[1].completed, before,
+        "nothing re-issued for a caller that left: {status:#?}"
+    );
+    assert_eq!(status.paths[1].in_flight, 0, "{status:#?}");
+    // Still a working volume, now on the secondary.
+    let block = r.volume.read(0, 8).await.expect("read on the secondary");
+    assert_eq!(
+        &block.to_bytes()[..],
+        &r.tgt.first_lun().initial_bytes(0, 8 * 512)[..]
+    );
+    r.main.resume();
+    r.volume.close().await;
 }
 
 /// Reads 4 KiB at a time until `stop`, so per-path counters move.

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use iscsi_proto::pdu::Lun;
+use iscsi_proto::pdu::{Itt, Lun};
 use tracing::debug;
 
 use super::device::BlockDevice;
@@ -12,7 +12,7 @@ use super::geometry::Geometry;
 use super::scsi::ScsiExecutor;
 use crate::core::command::{Command, CommandOutcome};
 use crate::core::completion::CompletionSink;
-use crate::core::error::{Error, PathContext};
+use crate::core::error::{Error, PathContext, TaskFailure};
 use crate::core::retry::{RetryPolicy, RetryVerdict};
 use crate::runtime::Session;
 
@@ -27,17 +27,20 @@ impl Session {
         policy: &RetryPolicy,
     ) -> Result<CommandOutcome, Error> {
         let first = self.execute(command.clone()).await?;
-        self.retry_from(command, first, policy).await
+        self.retry_from(command, first, policy, || true).await
     }
 
     /// Goes on as [`Session::execute_with_retry`] would after `first`, the
     /// outcome of a first attempt made some other way (a batch): done if it
-    /// completed, else re-issued here while `policy` allows.
+    /// completed, else re-issued here while `policy` allows and, asked
+    /// before each new attempt, `still_wanted()` (a batch's caller may have
+    /// gone: the command then ends as cancelled, unsent).
     pub async fn retry_from(
         &self,
         command: Command,
         first: CommandOutcome,
         policy: &RetryPolicy,
+        still_wanted: impl Fn() -> bool + Send,
     ) -> Result<CommandOutcome, Error> {
         let mut attempt = 1;
         let mut outcome = first;
@@ -69,6 +72,15 @@ impl Session {
                     });
                 }
                 RetryVerdict::Failed(_) => return Err(error(outcome)),
+            }
+            if !still_wanted() {
+                return Err(Error::Command {
+                    ctx: self.context().clone(),
+                    lun: command.lun,
+                    itt: Itt::RESERVED,
+                    opcode: command.opcode(),
+                    failure: TaskFailure::Cancelled { sent: false },
+                });
             }
             attempt += 1;
             outcome = self.execute(command.clone()).await?;
@@ -211,15 +223,26 @@ impl CompletionSink<Error> for CheckedSink {
             Ok(outcome) if self.policy.judge(&outcome, 1) != RetryVerdict::Completed => outcome,
             done => return self.sink.complete(tag, command, done),
         };
+        if self.sink.is_closed() {
+            // Nobody to retry for.
+            return self.sink.withdrawn(tag);
+        }
         let (session, policy, sink) =
             (self.session.clone(), self.policy.clone(), self.sink.clone());
         tokio::spawn(async move {
-            let result = session.retry_from(command.clone(), outcome, &policy).await;
+            let wanted = || !sink.is_closed();
+            let result = session
+                .retry_from(command.clone(), outcome, &policy, wanted)
+                .await;
             sink.complete(tag, command, result);
         });
     }
 
     fn is_closed(&self) -> bool {
         self.sink.is_closed()
+    }
+
+    fn withdrawn(&self, tag: u64) {
+        self.sink.withdrawn(tag);
     }
 }

@@ -3,23 +3,37 @@
 //! drains in bursts, or a callback that runs where the command completed).
 //! Plain `std`, no runtime: an embedder's own loop can drain a queue too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::core::command::{Command, CommandOutcome};
 
-/// Where the outcomes of submitted commands go, one call per command, from
-/// whichever task completed it (a session's driver, mostly): keep
-/// [`CompletionSink::complete`] short and never block in it.
+/// Where the outcomes of submitted commands go: for each command, one call
+/// of [`CompletionSink::complete`], or of [`CompletionSink::withdrawn`]
+/// once the sink said it is closed. The call comes from whichever task
+/// ended the command: a session's driver mostly, a retry's own task, or the
+/// submitter's task itself when the session has ended. Keep it short, never
+/// block in it, and never take a lock in it that the submitter holds while
+/// it submits.
 pub trait CompletionSink<E>: Send + Sync {
-    /// Command `tag` ended with `result`. The command comes back unchanged,
-    /// for a layer that re-issues it (a retry, another path).
+    /// Command `tag` ended with `result`. The command comes back, for a
+    /// layer that re-issues it (a retry, another path); a multipath volume
+    /// has readdressed it to the LUN of the path it last went to.
     fn complete(&self, tag: u64, command: Command, result: Result<CommandOutcome, E>);
 
     /// True once nobody waits for these outcomes: a command not sent yet is
-    /// then withdrawn, and none is sent again after a reconnect.
+    /// then withdrawn instead of sent, and none is sent again after a
+    /// reconnect.
     fn is_closed(&self) -> bool {
         false
+    }
+
+    /// Command `tag` was withdrawn unsent because [`CompletionSink::is_closed`]
+    /// said so: it gets no [`CompletionSink::complete`]. For a sink that
+    /// keeps accounts per command (a path's commands in flight).
+    fn withdrawn(&self, tag: u64) {
+        let _ = tag;
     }
 }
 
@@ -42,7 +56,8 @@ pub struct Completion<E> {
 
 /// A completion queue: producers push from any thread through its
 /// [`CompletionQueue::sink`]; its owner takes everything that arrived in one
-/// go. Dropping the queue closes the sink.
+/// go. One owner: it keeps one waker, the last drainer's. Dropping the
+/// queue closes the sink.
 #[derive(Debug)]
 pub struct CompletionQueue<E> {
     shared: Arc<Shared<E>>,
@@ -51,6 +66,8 @@ pub struct CompletionQueue<E> {
 #[derive(Debug)]
 struct Shared<E> {
     state: Mutex<State<E>>,
+    /// Also in `state`; here so that a driver asking per command takes no lock.
+    closed: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -70,6 +87,7 @@ impl<E> Default for CompletionQueue<E> {
                     waker: None,
                     closed: false,
                 }),
+                closed: AtomicBool::new(false),
             }),
         }
     }
@@ -139,6 +157,7 @@ impl<E> Drop for CompletionQueue<E> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.closed = true;
+        self.shared.closed.store(true, Ordering::Release);
         state.ready.clear();
         state.waker = None;
     }
@@ -163,7 +182,7 @@ impl<E: Send> CompletionSink<E> for Shared<E> {
     }
 
     fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 }
 
@@ -173,7 +192,7 @@ mod tests {
     use crate::core::command::{Direction, ReadData};
     use iscsi_proto::pdu::{Itt, Lun, Residual};
     use iscsi_proto::scsi::Cdb;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
     fn command() -> Command {

@@ -20,8 +20,9 @@ use crate::core::portal::Portal;
 /// queue, small enough to push back on a runaway producer.
 const REQUEST_QUEUE: usize = 1024;
 
-/// Commands per batch request: a driver takes a request whole, so a huge
-/// batch is split to keep one from holding the driver for long.
+/// Commands per batch request: a driver takes a request whole (so it may
+/// hold up to this many more than its usual bound on outstanding commands),
+/// and a huge batch is split to keep one from holding the driver for long.
 const MAX_BATCH: usize = 256;
 
 /// Target events kept for a slow subscriber before it starts missing some.
@@ -236,29 +237,36 @@ impl Session {
     /// outcome reaches `sink` under its tag, as [`Session::execute`] would
     /// return it (any SCSI status is an `Ok`), from the driver's task; a
     /// command the session cannot take is answered there too, with its
-    /// error. Waits only while the driver's request queue is full. Dropping
+    /// error, and one it can no longer take (the session ended) in this
+    /// task. Waits only while the driver's request queue is full. Dropping
     /// the sink's queue ([`CompletionSink::is_closed`]) withdraws commands
-    /// not yet sent and keeps all of them from being replayed.
+    /// not yet sent and keeps all of them from being replayed. Cancel-safe:
+    /// commands not handed over when the future is dropped are answered
+    /// with [`Error::Closed`].
     pub async fn submit_batch(
         &self,
-        mut commands: Vec<(u64, Command)>,
+        commands: Vec<(u64, Command)>,
         sink: Arc<dyn CompletionSink<Error>>,
     ) {
-        while !commands.is_empty() {
-            let rest = commands.split_off(commands.len().min(MAX_BATCH));
-            let batch = Request::Batch {
-                commands,
-                sink: sink.clone(),
-            };
-            if let Err(mpsc::error::SendError(Request::Batch { commands, sink })) =
-                self.inner.requests.send(batch).await
-            {
-                for (tag, command) in commands.into_iter().chain(rest) {
-                    sink.complete(tag, command, Err(self.closed()));
-                }
+        let mut unsent = Unsent {
+            commands,
+            sink,
+            ctx: &self.inner.ctx,
+        };
+        while !unsent.commands.is_empty() {
+            // A permit first: a send cancelled while waiting for room would
+            // take its batch with it.
+            let Ok(permit) = self.inner.requests.reserve().await else {
                 return;
-            }
-            commands = rest;
+            };
+            let chunk = match unsent.commands.len() {
+                n if n <= MAX_BATCH => std::mem::take(&mut unsent.commands),
+                _ => unsent.commands.drain(..MAX_BATCH).collect(),
+            };
+            permit.send(Request::Batch {
+                commands: chunk,
+                sink: unsent.sink.clone(),
+            });
         }
     }
 
@@ -316,6 +324,25 @@ impl Session {
             Ok(())
         } else {
             Err(status.last_error.unwrap_or_else(|| self.closed()))
+        }
+    }
+}
+
+/// Commands of a batch not handed to the driver yet: answered as closed if
+/// they never are (the session ended, or the submitter gave up waiting).
+struct Unsent<'a> {
+    commands: Vec<(u64, Command)>,
+    sink: Arc<dyn CompletionSink<Error>>,
+    ctx: &'a PathContext,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        for (tag, command) in self.commands.drain(..) {
+            let closed = Error::Closed {
+                ctx: self.ctx.clone(),
+            };
+            self.sink.complete(tag, command, Err(closed));
         }
     }
 }

@@ -319,7 +319,7 @@ impl Driver {
     /// (Replay, within the replacement timeout) or answered at once, unsent.
     fn without_connection(&mut self, command: Command, pending: Pending, why: &str) {
         if !pending.caller_waits() {
-            return;
+            return pending.withdraw();
         }
         let parks = self.config.recovery == Recovery::Replay
             && !self.config.timeouts.replacement.is_zero()

@@ -44,26 +44,37 @@ impl Parked {
             .queue
             .drain(..)
             .partition(|(_, p)| p.orphaned_at.is_some_and(|t| now >= t + replacement));
-        self.queue = kept.into_iter().filter(|(_, p)| p.caller_waits()).collect();
+        self.queue = kept.into();
+        self.withdraw_abandoned();
         expired
+    }
+
+    /// Drops the parked commands whose caller stopped waiting.
+    fn withdraw_abandoned(&mut self) -> usize {
+        let before = self.queue.len();
+        let mut kept = VecDeque::with_capacity(before);
+        for (command, pending) in self.queue.drain(..) {
+            if pending.caller_waits() {
+                kept.push_back((command, pending));
+            } else {
+                pending.withdraw();
+            }
+        }
+        self.queue = kept;
+        before - self.queue.len()
     }
 
     /// Every parked command whose caller still waits, in order; the others
     /// are dropped unsent.
     pub fn take_live(&mut self) -> Vec<(Command, Pending)> {
-        let before = self.queue.len();
-        let live: Vec<_> = self
-            .queue
-            .drain(..)
-            .filter(|(_, p)| p.caller_waits())
-            .collect();
-        if live.len() < before {
+        let dropped = self.withdraw_abandoned();
+        if dropped > 0 {
             debug!(
-                dropped = before - live.len(),
+                dropped,
                 "not replaying commands whose callers stopped waiting"
             );
         }
-        live
+        self.queue.drain(..).collect()
     }
 
     pub fn drain(&mut self) -> impl Iterator<Item = (Command, Pending)> + '_ {
@@ -107,27 +118,55 @@ mod tests {
         assert_eq!(parked.len(), 0);
     }
 
-    /// A batched command whose completion queue was dropped is not replayed;
-    /// one whose queue lives is, and its outcome lands there under its tag.
+    /// A sink that counts what it is told, closed when asked.
+    #[derive(Default)]
+    struct Counting {
+        closed: std::sync::atomic::AtomicBool,
+        completed: std::sync::Mutex<Vec<u64>>,
+        withdrawn: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl crate::core::completion::CompletionSink<crate::core::error::Error> for Counting {
+        fn complete(
+            &self,
+            tag: u64,
+            _: Command,
+            _: Result<crate::core::command::CommandOutcome, crate::core::error::Error>,
+        ) {
+            self.completed.lock().unwrap().push(tag);
+        }
+        fn is_closed(&self) -> bool {
+            self.closed.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn withdrawn(&self, tag: u64) {
+            self.withdrawn.lock().unwrap().push(tag);
+        }
+    }
+
+    /// A batched command whose sink closed is not replayed and its sink is
+    /// told it was withdrawn (a path counts it out); one whose sink lives is
+    /// replayed, and its outcome lands there under its tag.
     #[tokio::test(start_paused = true)]
-    async fn batched_commands_are_replayed_only_while_their_queue_lives() {
-        use crate::core::completion::CompletionQueue;
+    async fn batched_commands_are_replayed_only_while_their_sink_is_open() {
+        use std::sync::Arc;
         let mut parked = Parked::default();
-        let kept = CompletionQueue::new();
-        let gone = CompletionQueue::new();
-        parked.push(command(), Pending::queued(1, kept.sink()), Instant::now());
-        parked.push(command(), Pending::queued(2, gone.sink()), Instant::now());
-        drop(gone);
+        let kept = Arc::new(Counting::default());
+        let gone = Arc::new(Counting::default());
+        parked.push(command(), Pending::queued(1, kept.clone()), Instant::now());
+        parked.push(command(), Pending::queued(2, gone.clone()), Instant::now());
+        parked.push(command(), Pending::queued(3, gone.clone()), Instant::now());
+        gone.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let live = parked.take_live();
         assert_eq!(live.len(), 1);
+        assert_eq!(*gone.withdrawn.lock().unwrap(), [2, 3]);
+        assert!(gone.completed.lock().unwrap().is_empty());
         let (command, pending) = live.into_iter().next().unwrap();
         let ctx = crate::core::error::PathContext {
             portal: crate::core::portal::Portal::new("127.0.0.1", 3260),
             target: "t".into(),
         };
         pending.answer(command, Err(crate::core::error::Error::Closed { ctx }));
-        let mut out = Vec::new();
-        assert_eq!(kept.try_drain(&mut out), 1);
-        assert_eq!(out[0].tag, 1);
+        assert_eq!(*kept.completed.lock().unwrap(), [1]);
+        assert!(kept.withdrawn.lock().unwrap().is_empty());
     }
 }

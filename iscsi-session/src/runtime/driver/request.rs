@@ -90,6 +90,14 @@ impl Pending {
         }
     }
 
+    /// Drops a command whose caller stopped waiting ([`Pending::caller_waits`]
+    /// is false), unsent or not to be sent again; a sink is told.
+    pub fn withdraw(self) {
+        if let Caller::Sink { tag, sink } = self.caller {
+            sink.withdrawn(tag);
+        }
+    }
+
     /// Hands `command`'s outcome to whoever waits for it.
     pub fn answer(self, command: Command, result: Result<CommandOutcome, Error>) {
         match self.caller {

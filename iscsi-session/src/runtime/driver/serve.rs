@@ -71,7 +71,7 @@ impl Driver {
             tokio::select! {
                 // Timers first, reads last: a target that never stops sending
                 // must not keep deadlines from firing or commands from going
-                // out (tokio clears read readiness only on WouldBlock).
+                // out (read readiness stays set while reads fill the buffer).
                 biased;
                 _ = &mut timer, if armed.is_some() => {
                     armed = None;
@@ -115,7 +115,7 @@ impl Driver {
         pending: Pending,
     ) {
         if !pending.caller_waits() {
-            return;
+            return pending.withdraw();
         }
         if let Err(NotAccepted {
             error,
@@ -254,6 +254,8 @@ impl Driver {
             if replay {
                 if u.token.caller_waits() {
                     self.parked.push(u.command, u.token, parked_at);
+                } else {
+                    u.token.withdraw();
                 }
                 continue;
             }
