@@ -1,6 +1,6 @@
 //! The transmission phase of one connection. One task does it all: it
 //! decodes requests from a receive buffer, hands the READs and WRITEs of
-//! each burst to the block device as one batch (see [`crate::batched`]),
+//! each burst to the block device as one batch (the `batched` module),
 //! runs the other requests as futures polled by this task, and writes the
 //! replies that are ready, batched into one vectored write.
 //!
