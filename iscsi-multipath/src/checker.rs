@@ -188,8 +188,13 @@ async fn verify(shared: &Shared, member: &Member, login: u64) {
             Err(e) => {
                 // Not an answer about the LU: try again at the next check.
                 debug!(error = %e, "LU identity not read; the path waits");
-                member.set_health(Health::Checking, Some(e.to_string()));
-                shared.bump();
+                // Replan, not only bump: after an ALUA change the path may
+                // have been carrying I/O until now.
+                if member.set_health(Health::Checking, Some(e.to_string())) {
+                    shared.replan();
+                } else {
+                    shared.bump();
+                }
                 return;
             }
         };

@@ -142,6 +142,11 @@ async fn run(
                 last: Box::new(error),
             });
         }
+        // A lost connection does not count against the command, and a
+        // session that is not connected answers at once: let the checker
+        // and the session drivers run before the next attempt, so that a
+        // burst of such failures cannot hold a runtime thread.
+        tokio::task::yield_now().await;
     }
 }
 
@@ -171,6 +176,11 @@ pub(crate) fn fail_path(shared: &Shared, member: &Member, error: &Error, lost: b
         Health::Faulty
     };
     if member.lock().health != Health::Up {
+        // Failed already. Should the plan still hold it, picking it again
+        // would fail at once, over and over: plan again.
+        if shared.is_active(member) {
+            shared.replan();
+        }
         return;
     }
     if error.is_lun_missing() {

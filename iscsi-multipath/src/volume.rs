@@ -363,6 +363,15 @@ impl Shared {
             .is_empty()
     }
 
+    /// Whether the plan has `member` carrying I/O.
+    pub fn is_active(&self, member: &Member) -> bool {
+        self.plan
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .active
+            .contains(&member.index)
+    }
+
     pub fn geometry(&self) -> Option<Geometry> {
         *self.geometry.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -419,9 +428,13 @@ impl Shared {
 
     /// Plans again which paths carry I/O; logs failover and failback.
     pub fn replan(&self) {
+        // One replan at a time, each reading the healths after taking the
+        // lock: two racing replans could otherwise store the older view
+        // last, leaving a failed path in the plan until the next change.
+        let mut planner = self.planner();
         let views = self.views();
         let now = Instant::now();
-        let (plan, switch) = self.planner().plan(&views, now);
+        let (plan, switch) = planner.plan(&views, now);
         let empty = plan.active.is_empty();
         // Standby and active change with the plan, not with the health: note
         // each path's shown state now, so "since" is when it last changed.
