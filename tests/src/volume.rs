@@ -141,25 +141,24 @@ pub async fn copy_pass(
                 }
                 let len = io.min(total - offset);
                 let lba = offset / bs;
+                let no_answer = |_| format!("command at byte {offset}: {}", no_answer_in());
                 match pass {
                     Pass::Write { seed } => {
-                        let data = crate::pattern::bytes(seed, offset, len as usize);
-                        volume
-                            .write(lba, bytes::Bytes::from(data), false)
-                            .await
-                            .map_err(|e| format!("write at byte {offset}: {e}"))?;
+                        tokio::time::timeout(
+                            COMMAND_WAIT,
+                            volume.write(lba, pass_data(seed, offset, len), false),
+                        )
+                        .await
+                        .map_err(no_answer)?
+                        .map_err(|e| format!("write at byte {offset}: {e}"))?;
                     }
                     Pass::Verify { seed } => {
-                        let got = volume
-                            .read(lba, (len / bs) as u32)
-                            .await
-                            .map_err(|e| format!("read at byte {offset}: {e}"))?
-                            .to_bytes();
-                        if got[..] != crate::pattern::bytes(seed, offset, len as usize)[..] {
-                            return Err(format!(
-                                "data at byte {offset} differs from what was written"
-                            ));
-                        }
+                        let got =
+                            tokio::time::timeout(COMMAND_WAIT, volume.read(lba, (len / bs) as u32))
+                                .await
+                                .map_err(no_answer)?
+                                .map_err(|e| format!("read at byte {offset}: {e}"))?;
+                        verify_pass_data(seed, offset, &got.to_bytes())?;
                     }
                 }
                 let now = tokio::time::Instant::now();
@@ -211,8 +210,7 @@ pub async fn copy_pass_batched(
         let lba = offset / bs;
         match pass {
             Pass::Write { seed } => {
-                let data = crate::pattern::bytes(seed, offset, len as usize);
-                volume.write_command_at(lba, bytes::Bytes::from(data), false)
+                volume.write_command_at(lba, pass_data(seed, offset, len), false)
             }
             Pass::Verify { .. } => Ok(volume.read_command_at(lba, (len / bs) as u32)),
         }
@@ -232,9 +230,9 @@ pub async fn copy_pass_batched(
         if in_flight == 0 {
             break;
         }
-        tokio::time::timeout(Duration::from_secs(120), queue.drain(&mut done))
+        tokio::time::timeout(COMMAND_WAIT, queue.drain(&mut done))
             .await
-            .map_err(|_| format!("no completion in 120 s with {in_flight} in flight"))?;
+            .map_err(|_| format!("{} with {in_flight} in flight", no_answer_in()))?;
         for completion in done.drain(..) {
             let offset = completion.tag;
             let len = io.min(total - offset);
@@ -242,12 +240,7 @@ pub async fn copy_pass_batched(
                 .result
                 .map_err(|e| format!("command at byte {offset}: {e}"))?;
             if let Pass::Verify { seed } = pass {
-                let got = outcome.data.to_bytes();
-                if got[..] != crate::pattern::bytes(seed, offset, len as usize)[..] {
-                    return Err(format!(
-                        "data at byte {offset} differs from what was written"
-                    ));
-                }
+                verify_pass_data(seed, offset, &outcome.data.to_bytes())?;
             }
             in_flight -= 1;
             progress.fetch_add(len, Ordering::Relaxed);
@@ -255,6 +248,10 @@ pub async fn copy_pass_batched(
         let now = tokio::time::Instant::now();
         longest_gap = longest_gap.max(now - last);
         last = now;
+        // Checking data can take longer than the next completions take to
+        // arrive: without a yield the pass would never return Pending, and
+        // a fault waiting beside it in the same task would only run after.
+        tokio::task::yield_now().await;
     }
     Ok(PassReport {
         bytes: total,
@@ -263,11 +260,58 @@ pub async fn copy_pass_batched(
     })
 }
 
+/// The longest a pass waits for one command: far beyond any failover or
+/// `no_path_retry` of the tests, so a command that never ends fails the
+/// test with its offset instead of hanging the run.
+pub const COMMAND_WAIT: Duration = Duration::from_secs(120);
+
+fn no_answer_in() -> String {
+    format!("no completion within {COMMAND_WAIT:?}")
+}
+
+/// What a write pass puts at `offset`.
+fn pass_data(seed: u64, offset: u64, len: u64) -> bytes::Bytes {
+    bytes::Bytes::from(crate::pattern::bytes(seed, offset, len as usize))
+}
+
+/// Whether `got`, read at `offset`, is what a write pass put there.
+fn verify_pass_data(seed: u64, offset: u64, got: &[u8]) -> Result<(), String> {
+    if got != crate::pattern::bytes(seed, offset, got.len()) {
+        return Err(format!(
+            "data at byte {offset} differs from what was written"
+        ));
+    }
+    Ok(())
+}
+
 /// Resolves once `progress` reaches `at` bytes.
-pub async fn reached(progress: &std::sync::atomic::AtomicU64, at: u64) {
+async fn reached(progress: &std::sync::atomic::AtomicU64, at: u64) {
     while progress.load(std::sync::atomic::Ordering::Relaxed) < at {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// Runs `copy` (a pass) and, once `progress` reaches `at` bytes, `fault`
+/// beside it; returns the pass's outcome. A pass that ends before `at`
+/// (an early error) is returned at once: joining it with a fault that
+/// waits for progress would wait forever.
+pub async fn with_fault_at<T>(
+    copy: impl std::future::Future<Output = Result<T, String>>,
+    progress: &std::sync::atomic::AtomicU64,
+    at: u64,
+    fault: impl std::future::Future<Output = ()>,
+) -> Result<T, String> {
+    tokio::pin!(copy);
+    tokio::select! {
+        outcome = &mut copy => {
+            return outcome.and_then(|_| {
+                Err(format!("the pass ended before byte {at}, where its fault was due"))
+            });
+        }
+        () = reached(progress, at) => {}
+    }
+    let (outcome, ()) = tokio::join!(copy, fault);
+    outcome
 }
 
 /// Checks that the backing file holds the pattern of `seed` over `0..total`.
@@ -291,4 +335,17 @@ pub fn backing_holds(lun: &crate::ExportedLun, seed: u64, total: u64) -> Result<
         offset += len as u64;
     }
     Ok(())
+}
+
+/// Awaits `step`; panics naming `what` if it takes longer than `limit`, so
+/// a step that never ends fails the test instead of hanging the run.
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    step: impl std::future::Future<Output = T>,
+) -> T {
+    match tokio::time::timeout(limit, step).await {
+        Ok(done) => done,
+        Err(_) => panic!("{what}: not within {limit:?}"),
+    }
 }

@@ -13,7 +13,8 @@ use iscsi_multipath::{
 use iscsi_session::{BlockDevice, CompletionQueue};
 use riscsi_tests::prelude::*;
 use riscsi_tests::volume::{
-    Pass, backing_holds, copy_pass, copy_pass_batched, fast_options, open, reached, wait_status,
+    Pass, backing_holds, copy_pass, copy_pass_batched, fast_options, open, wait_status,
+    with_fault_at, within,
 };
 
 const LONG: Duration = Duration::from_secs(30);
@@ -78,21 +79,20 @@ async fn copy_under_faults(block_size: u32, submit: Submit) {
     let seed = 0x5eed ^ u64::from(block_size);
 
     let progress = Arc::new(AtomicU64::new(0));
-    let reset = async {
-        reached(&progress, size / 3).await;
-        r.main.reset();
-    };
-    let (written, ()) = tokio::join!(
+    let written = with_fault_at(
         pass(
             submit,
             &r.volume,
             Pass::Write { seed },
             size,
-            progress.clone()
+            progress.clone(),
         ),
-        reset
-    );
-    let written = written.expect("no error while the secondary lives");
+        &progress,
+        size / 3,
+        async { r.main.reset() },
+    )
+    .await
+    .expect("no error while the secondary lives");
     backing_holds(r.tgt.first_lun(), seed, size).expect("every write is on the target");
     let status = r.volume.status();
     assert!(
@@ -111,22 +111,24 @@ async fn copy_under_faults(block_size: u32, submit: Submit) {
     .await;
     let progress = Arc::new(AtomicU64::new(0));
     let black_hole = async {
-        reached(&progress, size / 3).await;
         r.main.black_hole();
         tokio::time::sleep(Duration::from_secs(3)).await;
         r.main.resume();
     };
-    let (read, ()) = tokio::join!(
+    let read = with_fault_at(
         pass(
             submit,
             &r.volume,
             Pass::Verify { seed },
             size,
-            progress.clone()
+            progress.clone(),
         ),
-        black_hole
-    );
-    let read = read.expect("identical data, no error, while the main path is black-holed");
+        &progress,
+        size / 3,
+        black_hole,
+    )
+    .await
+    .expect("identical data, no error, while the main path is black-holed");
     eprintln!(
         "{block_size}-byte blocks: write {:?} (stall {:?}), read {:?} (stall {:?})",
         written.elapsed, written.longest_gap, read.elapsed, read.longest_gap
@@ -333,28 +335,30 @@ async fn all_paths_down_queues_then_fails_then_recovers() {
     // Down 5 s while 32 MiB are written: the writes wait, then complete.
     let progress = Arc::new(AtomicU64::new(0));
     let outage = async {
-        reached(&progress, size / 4).await;
         all_down();
         tokio::time::sleep(Duration::from_secs(5)).await;
         all_up();
     };
-    let (written, ()) = tokio::join!(
+    let written = with_fault_at(
         copy_pass(
             &volume,
             Pass::Write { seed: 77 },
             size,
             MIB,
             4,
-            progress.clone()
+            progress.clone(),
         ),
-        outage
-    );
-    let written = written.expect("queued I/O resumes: no error within no_path_retry");
+        &progress,
+        size / 4,
+        outage,
+    )
+    .await
+    .expect("queued I/O resumes: no error within no_path_retry");
     assert!(written.longest_gap >= Duration::from_secs(4), "{written:?}");
     backing_holds(tgt.first_lun(), 77, size).expect("nothing lost");
 
     // Down for longer than a 1 s no_path_retry.
-    volume.close().await;
+    within(LONG, "close", volume.close()).await;
     let options = VolumeOptions {
         no_path_retry: NoPathRetry::For(Duration::from_secs(1)),
         ..fast_options()
@@ -362,8 +366,7 @@ async fn all_paths_down_queues_then_fails_then_recovers() {
     let volume = open(&info, ConnectionInfoForm::Lists, options).await;
     all_down();
     let started = tokio::time::Instant::now();
-    let err = volume
-        .read(0, 8)
+    let err = within(LONG, "a read with no path", volume.read(0, 8))
         .await
         .expect_err("no path for longer than 1 s");
     assert!(matches!(err, VolumeError::NoPath { .. }), "{err:?}");
@@ -378,7 +381,11 @@ async fn all_paths_down_queues_then_fails_then_recovers() {
         "it queued first"
     );
     let again = tokio::time::Instant::now();
-    assert!(volume.read(0, 8).await.is_err());
+    assert!(
+        within(LONG, "a second read", volume.read(0, 8))
+            .await
+            .is_err()
+    );
     assert!(
         again.elapsed() < Duration::from_millis(500),
         "then fails at once"
@@ -388,12 +395,14 @@ async fn all_paths_down_queues_then_fails_then_recovers() {
         s.paths.iter().any(|p| p.state == PathState::Active)
     })
     .await;
-    let data = volume.read(0, 8).await.expect("the volume works again");
+    let data = within(LONG, "a read once a path is back", volume.read(0, 8))
+        .await
+        .expect("the volume works again");
     assert_eq!(
         data.to_bytes(),
         tgt.first_lun().read_backing(0, 4096).unwrap()
     );
-    volume.close().await;
+    within(LONG, "close", volume.close()).await;
 }
 
 /// Each policy spreads or pins I/O as it says, by the per-path counters.
