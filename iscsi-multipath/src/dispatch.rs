@@ -176,11 +176,6 @@ pub(crate) fn fail_path(shared: &Shared, member: &Member, error: &Error, lost: b
         Health::Faulty
     };
     if member.lock().health != Health::Up {
-        // Failed already. Should the plan still hold it, picking it again
-        // would fail at once, over and over: plan again.
-        if shared.is_active(member) {
-            shared.replan();
-        }
         return;
     }
     if error.is_lun_missing() {

@@ -363,15 +363,6 @@ impl Shared {
             .is_empty()
     }
 
-    /// Whether the plan has `member` carrying I/O.
-    pub fn is_active(&self, member: &Member) -> bool {
-        self.plan
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .active
-            .contains(&member.index)
-    }
-
     pub fn geometry(&self) -> Option<Geometry> {
         *self.geometry.read().unwrap_or_else(|p| p.into_inner())
     }
