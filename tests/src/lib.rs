@@ -45,6 +45,7 @@ mod spawn;
 mod temp;
 mod tgt;
 mod tools;
+pub mod transport_ab;
 pub mod tshark;
 pub mod unh_iol;
 pub mod verifier;
