@@ -211,15 +211,17 @@ def run_riscsi(volume, pattern, block, depth, seconds, extra=()):
             "cpu_per_gib": r["cpu_seconds"] / (r["bytes"] / GIB)}
 
 
+def iscsi_perf_args(url, block, depth, random):
+    """The `iscsi-perf` command line (it reads until interrupted)."""
+    return ["iscsi-perf", "-b", str(block // 512), "-m", str(depth), *(["-r"] if random else []), url]
+
+
 def run_iscsi_perf(url, block, depth, random, seconds):
     """libiscsi's `iscsi-perf` reading for `seconds` (it reads until
     interrupted); CPU is its whole process's, login included."""
-    args = ["iscsi-perf", "-b", str(block // 512), "-m", str(depth)]
-    if random:
-        args.append("-r")
     before = children_cpu()
     started = time.monotonic()
-    proc = subprocess.Popen([*args, url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(iscsi_perf_args(url, block, depth, random), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(seconds)
         proc.send_signal(signal.SIGINT)
@@ -525,6 +527,8 @@ def _frame_class(dso):
         return "kernel"
     if name == RISCSI.name:
         return "riscsi"
+    if name == "iscsi-perf" or name.startswith("libiscsi"):
+        return "libiscsi"
     if name.startswith(("libc.so", "libc-")):
         return "libc"
     return "other"
@@ -535,16 +539,40 @@ def _symbol(sym):
     return re.sub(r"::h[0-9a-f]{16}$", "", re.sub(r"\+0x[0-9a-f]+$", "", sym))
 
 
+# Kernel leaf symbols by what they do, for the per-I/O accounting. With the
+# cpu-clock event a sample due while interrupts are off lands where they come
+# back on, so the first group also holds the work of interrupts-off sections
+# (softirq network processing, wake-ups).
+KERNEL_PARTS = (
+    ("switch", re.compile(r"^(finish_task_switch|_raw_spin_unlock_irq|__schedule|schedule|"
+                          r"pick_next|dequeue_|enqueue_|try_to_wake_up|ttwu)")),
+    ("copy", re.compile(r"^(_copy_to_iter|_copy_from_iter|copy_user|rep_movs|__check_object_size|"
+                        r"copy_page|memcpy|skb_copy)")),
+    ("page faults", re.compile(r"^(exc_page_fault|clear_page|do_anonymous_page|handle_mm_fault|"
+                               r"__handle_mm_fault|do_user_addr_fault|free_pages|__free_pages|"
+                               r"release_pages|zap_)")),
+)
+
+
+def _kernel_part(sym):
+    for part, pattern in KERNEL_PARTS:
+        if pattern.match(sym):
+            return part
+    return "TCP and the rest"
+
+
 def profile_report(data, svg, title, top=6):
     """What perf's `data` says, and its flamegraph written to `svg`: samples,
     their event, each class's share of them by the sampled (leaf) frame (kernel, riscsi's
-    binary, libc, other: the dynamic loader, vDSO, unresolved), and the `top`
-    leaf symbols with their class and share."""
+    binary, libiscsi (iscsi-perf and libiscsi.so, when profiled), libc, other: the
+    dynamic loader, vDSO, unresolved), the kernel's share split by what its leaf
+    symbols do (KERNEL_PARTS), and the `top` leaf symbols with their class and share."""
     script = subprocess.run(["perf", "script", "--no-inline", "-i", str(data)],
                             capture_output=True, text=True)
     if script.returncode != 0:
         sys.exit(f"perf script -i {data} failed: {script.stderr.strip()[-1000:]}")
     classes, symbols, events = collections.Counter(), collections.Counter(), collections.Counter()
+    kernel_parts = collections.Counter()
     samples, leaf = 0, True
     for line in script.stdout.splitlines():
         if line and not line[0].isspace():
@@ -558,6 +586,8 @@ def profile_report(data, svg, title, top=6):
             cls = _frame_class(m.group(2))
             classes[cls] += 1
             symbols[(_symbol(m.group(1)), cls)] += 1
+            if cls == "kernel":
+                kernel_parts[_kernel_part(m.group(1))] += 1
     collapsed = subprocess.run([which("inferno-collapse-perf")], input=script.stdout,
                                capture_output=True, text=True, check=True).stdout
     graph = subprocess.run(
@@ -568,7 +598,10 @@ def profile_report(data, svg, title, top=6):
     Path(svg).write_text(graph)
     total = sum(classes.values()) or 1
     return {"samples": samples, "event": events.most_common(1)[0][0] if events else None,
-            "shares": {c: classes[c] / total for c in ("kernel", "riscsi", "libc", "other")},
+            "shares": {c: classes[c] / total for c in ("kernel", "riscsi", "libiscsi", "libc", "other")
+                       if classes[c] or c != "libiscsi"},
+            "kernel_parts": {part: kernel_parts[part] / total
+                             for part in [p for p, _ in KERNEL_PARTS] + ["TCP and the rest"]},
             "top": [(sym, cls, n / total) for (sym, cls), n in symbols.most_common(top)]}
 
 

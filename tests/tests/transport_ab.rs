@@ -101,6 +101,11 @@ fn epoll_reads_what_the_target_holds() {
 }
 
 #[test]
+fn epoll_with_nagle_reads_what_the_target_holds() {
+    read_everything(Transport::EpollNagle);
+}
+
+#[test]
 fn io_uring_reads_what_the_target_holds() {
     read_everything(Transport::Uring);
 }

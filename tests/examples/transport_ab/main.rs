@@ -5,7 +5,7 @@
 //! command; `scripts/bench-transport` runs it beside `riscsi bench` and
 //! iscsi-perf and writes BENCHMARKS.md.
 //!
-//! Usage: transport_ab URL epoll|uring|uring-plain seq-read|rand-read BLOCK DEPTH SECONDS
+//! Usage: transport_ab URL epoll|epoll-nagle|uring|uring-plain seq-read|rand-read BLOCK DEPTH SECONDS
 
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,7 @@ struct Args {
 }
 
 fn args() -> Result<Args, Failure> {
-    let usage =
-        "usage: transport_ab URL epoll|uring|uring-plain seq-read|rand-read BLOCK DEPTH SECONDS";
+    let usage = "usage: transport_ab URL epoll|epoll-nagle|uring|uring-plain seq-read|rand-read BLOCK DEPTH SECONDS";
     let a: Vec<String> = std::env::args().skip(1).collect();
     let [url, transport, pattern, block, depth, seconds] = a.as_slice() else {
         return Err(usage.into());

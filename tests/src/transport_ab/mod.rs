@@ -13,6 +13,8 @@
 //!   ring is set up with SINGLE_ISSUER and DEFER_TASKRUN (completion work
 //!   done when the loop waits, not by interrupting it);
 //!   [`Transport::UringPlain`] without them.
+//! - [`Transport::EpollNagle`]: the epoll wire with Nagle's algorithm left
+//!   on (no TCP_NODELAY), to measure what the session's TCP_NODELAY buys.
 //!
 //! Written for reads: a turn waits for its sends, which a read workload's
 //! 48-byte commands never make wait. The session keeps epoll
@@ -47,6 +49,7 @@ pub trait Wire {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     Epoll,
+    EpollNagle,
     Uring,
     UringPlain,
 }
@@ -56,10 +59,11 @@ impl FromStr for Transport {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "epoll" => Ok(Transport::Epoll),
+            "epoll-nagle" => Ok(Transport::EpollNagle),
             "uring" => Ok(Transport::Uring),
             "uring-plain" => Ok(Transport::UringPlain),
             other => Err(format!(
-                "no transport {other:?} (epoll, uring or uring-plain)"
+                "no transport {other:?} (epoll, epoll-nagle, uring or uring-plain)"
             )),
         }
     }
@@ -85,9 +89,9 @@ impl std::fmt::Debug for Path {
 impl Path {
     /// Connects to `config.portal` and logs in.
     pub fn log_in(config: SessionConfig, transport: Transport) -> Result<Path, Failure> {
-        let stream = connect(&config.portal)?;
+        let stream = connect(&config.portal, transport != Transport::EpollNagle)?;
         let wire: Box<dyn Wire> = match transport {
-            Transport::Epoll => Box::new(epoll::EpollWire::new(stream)?),
+            Transport::Epoll | Transport::EpollNagle => Box::new(epoll::EpollWire::new(stream)?),
             Transport::Uring => Box::new(ring::RingWire::new(stream, true)?),
             Transport::UringPlain => Box::new(ring::RingWire::new(stream, false)?),
         };
@@ -180,9 +184,9 @@ impl Path {
     }
 }
 
-fn connect(portal: &Portal) -> Result<TcpStream, Failure> {
+fn connect(portal: &Portal, nodelay: bool) -> Result<TcpStream, Failure> {
     let stream = TcpStream::connect((portal.host.as_str(), portal.port))?;
-    stream.set_nodelay(true)?;
+    stream.set_nodelay(nodelay)?;
     stream.set_nonblocking(true)?;
     Ok(stream)
 }
