@@ -99,6 +99,24 @@ impl RingWire {
     }
 }
 
+/// Queues `entry`. A turn pushes at most four entries into a queue of
+/// eight that the previous turn left empty, so this cannot fail; if it did,
+/// returning would leave the entries pushed before it in the queue, to be
+/// submitted by a later turn with pointers into a frame that is gone, so
+/// the process aborts instead.
+///
+/// # Safety
+///
+/// As for `SubmissionQueue::push`: what `entry` points to must stay valid
+/// until its completion is reaped.
+unsafe fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) {
+    // SAFETY: passed on to the caller.
+    if unsafe { ring.submission().push(entry) }.is_err() {
+        eprintln!("transport_ab: the io_uring submission queue is full");
+        std::process::abort();
+    }
+}
+
 impl Wire for RingWire {
     fn turn(&mut self, conn: &mut Connection<u32>, until: Instant) -> io::Result<()> {
         let fd = types::Fd(self.stream.as_raw_fd());
@@ -114,7 +132,7 @@ impl Wire for RingWire {
                 .user_data(SEND);
             // SAFETY: `slices` and the queue they borrow stay untouched
             // until the SEND completion is reaped below.
-            unsafe { self.ring.submission().push(&writev) }.map_err(io::Error::other)?;
+            unsafe { push(&mut self.ring, &writev) };
         }
         let mut buf = conn.receive_buffer();
         let chunk = buf.chunk_mut();
@@ -124,7 +142,7 @@ impl Wire for RingWire {
             .user_data(RECV);
         // SAFETY: see the module's docs: the buffer stays where it is until
         // the RECV completion is reaped, before this function returns.
-        unsafe { self.ring.submission().push(&recv) }.map_err(io::Error::other)?;
+        unsafe { push(&mut self.ring, &recv) };
 
         let (mut sent, mut received, mut failure) = (None, None, None);
         let mut cancelled_at = None;
@@ -156,7 +174,7 @@ impl Wire for RingWire {
                 for op in [SEND, RECV] {
                     let cancel = opcode::AsyncCancel::new(op).build().user_data(CANCEL);
                     // SAFETY: a cancellation refers to no memory.
-                    unsafe { self.ring.submission().push(&cancel) }.map_err(io::Error::other)?;
+                    unsafe { push(&mut self.ring, &cancel) };
                 }
             }
         }
