@@ -554,6 +554,30 @@ KERNEL_PARTS = (
 )
 
 
+# riscsi's own leaf symbols by the component they belong to (first match).
+COMPONENTS = (
+    (("tokio", "mio"), "tokio (reactor, wakers, scheduler)"),
+    (("iscsi_session::runtime",), "session driver"),
+    (("iscsi_session",), "connection (sans-IO core)"),
+    (("iscsi_multipath",), "multipath"),
+    (("iscsi_proto",), "codec"),
+    (("riscsi_nbd",), "NBD server"),
+    (("riscsi::", "hdrhistogram", "rand"), "the command's own loop (bench: histogram, random LBAs)"),
+    (("alloc", "core", "std", "bytes"), "allocator, bytes and core"),
+)
+
+
+def _component(sym):
+    # Trait impls show as `<Type as Trait>::f`: the type names the component.
+    bare = sym.lstrip("<&* ").removeprefix("mut ")
+    # A drop belongs to what is dropped.
+    bare = bare.removeprefix("core::ptr::drop_in_place<").lstrip("<&* ")
+    for prefixes, component in COMPONENTS:
+        if bare.startswith(prefixes):
+            return component
+    return "other"
+
+
 def _kernel_part(sym):
     for part, pattern in KERNEL_PARTS:
         if pattern.match(sym):
@@ -566,13 +590,14 @@ def profile_report(data, svg, title, top=6):
     their event, each class's share of them by the sampled (leaf) frame (kernel, riscsi's
     binary, libiscsi (iscsi-perf and libiscsi.so, when profiled), libc, other: the
     dynamic loader, vDSO, unresolved), the kernel's share split by what its leaf
-    symbols do (KERNEL_PARTS), and the `top` leaf symbols with their class and share."""
+    symbols do (KERNEL_PARTS), riscsi's share by component (COMPONENTS), and the
+    `top` leaf symbols with their class and share."""
     script = subprocess.run(["perf", "script", "--no-inline", "-i", str(data)],
                             capture_output=True, text=True)
     if script.returncode != 0:
         sys.exit(f"perf script -i {data} failed: {script.stderr.strip()[-1000:]}")
     classes, symbols, events = collections.Counter(), collections.Counter(), collections.Counter()
-    kernel_parts = collections.Counter()
+    kernel_parts, components = collections.Counter(), collections.Counter()
     samples, leaf = 0, True
     for line in script.stdout.splitlines():
         if line and not line[0].isspace():
@@ -588,6 +613,8 @@ def profile_report(data, svg, title, top=6):
             symbols[(_symbol(m.group(1)), cls)] += 1
             if cls == "kernel":
                 kernel_parts[_kernel_part(m.group(1))] += 1
+            elif cls == "riscsi":
+                components[_component(_symbol(m.group(1)))] += 1
     collapsed = subprocess.run([which("inferno-collapse-perf")], input=script.stdout,
                                capture_output=True, text=True, check=True).stdout
     graph = subprocess.run(
@@ -602,6 +629,8 @@ def profile_report(data, svg, title, top=6):
                        if classes[c] or c != "libiscsi"},
             "kernel_parts": {part: kernel_parts[part] / total
                              for part in [p for p, _ in KERNEL_PARTS] + ["TCP and the rest"]},
+            "components": {c: components[c] / total
+                           for c in [c for _, c in COMPONENTS] + ["other"]},
             "top": [(sym, cls, n / total) for (sym, cls), n in symbols.most_common(top)]}
 
 
