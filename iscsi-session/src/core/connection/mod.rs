@@ -15,6 +15,7 @@ mod full_feature;
 mod itt_slab;
 mod receive;
 mod scsi_task;
+mod segment_pool;
 mod sequencing;
 mod task_table;
 
@@ -305,6 +306,13 @@ impl<U> Connection<U> {
     /// call [`Connection::handle_received`].
     pub fn receive_buffer(&mut self) -> Limit<&mut BytesMut> {
         self.rx.buffer(&self.decoder)
+    }
+
+    /// Lets go of the long segments' buffers lent to callers, as if none
+    /// were lent (tests of who owns a buffer).
+    #[cfg(test)]
+    pub(super) fn forget_lent_segments(&mut self) {
+        self.rx.forget_lent();
     }
 
     /// Hands over bytes read some other way (a test, a caller with buffers

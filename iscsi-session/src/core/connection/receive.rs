@@ -6,10 +6,13 @@
 //! driver once its header is decoded. So a 4 KiB result kept by a caller pins
 //! at most one shared buffer ([`RECEIVE_ALLOCATION`]), a 1 MiB one only
 //! itself, and the shared buffer never holds more than one short PDU's worth
-//! of a partial PDU when it is replaced.
+//! of a partial PDU when it is replaced. A long segment's buffer is read
+//! into again once its caller has dropped it (`segment_pool`).
 
 use bytes::buf::Limit;
 use bytes::{Buf, BufMut, BytesMut};
+
+use super::segment_pool::SegmentPool;
 use iscsi_proto::codec::{DecodeError, Decoded, PduDecoder, PduHead};
 use iscsi_proto::digest::DIGEST_LEN;
 use iscsi_proto::pdu::{BHS_LEN, Pdu, bhs};
@@ -43,6 +46,8 @@ pub(super) struct Receiver {
     long: Option<Long>,
     /// PDUs for which reads into `shared` stop at the end of the header.
     header_reads: u8,
+    /// Where long segments' buffers come from.
+    pool: SegmentPool,
 }
 
 #[derive(Debug)]
@@ -61,6 +66,12 @@ pub(super) struct Received {
 }
 
 impl Receiver {
+    /// See [`SegmentPool::forget`].
+    #[cfg(test)]
+    pub fn forget_lent(&mut self) {
+        self.pool.forget();
+    }
+
     /// Bytes waiting in the shared buffer (what the peer sent that is not
     /// yet a PDU, when it is not inside a long segment).
     pub fn shared(&self) -> &[u8] {
@@ -152,7 +163,7 @@ impl Receiver {
                     } else {
                         // What came with the header is copied once; the rest
                         // is read straight into place.
-                        let mut data = BytesMut::with_capacity(len);
+                        let mut data = self.pool.take(len);
                         data.put_slice(&self.shared[..have]);
                         self.shared.advance(have);
                         data
@@ -184,7 +195,9 @@ impl Receiver {
         self.shared.advance(trailer_len);
         self.header_reads = HEADER_READS_AFTER_LONG;
         let wire_len = head.wire_len();
-        let pdu = head.finish(data.freeze(), &trailer[..trailer_len])?;
+        let data = data.freeze();
+        self.pool.lend(&data);
+        let pdu = head.finish(data, &trailer[..trailer_len])?;
         Ok(Some(Received { pdu, wire_len }))
     }
 }

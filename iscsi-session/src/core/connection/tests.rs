@@ -1639,8 +1639,10 @@ fn read_segments(events: Vec<Event>) -> Vec<(Itt, Vec<Bytes>)> {
         .collect()
 }
 
-/// Whether `segment` is the sole owner of an allocation of its exact size.
-fn owns_exact_buffer(segment: Bytes) -> bool {
+/// Whether `segment` is the sole owner of an allocation of its exact size,
+/// once the connection's segment pool has let go of it.
+fn owns_exact_buffer(h: &mut Harness, segment: Bytes) -> bool {
+    h.conn.forget_lent_segments();
     let len = segment.len();
     match segment.try_into_mut() {
         Ok(own) => own.capacity() == len,
@@ -1699,7 +1701,7 @@ fn a_long_data_in_segment_gets_a_buffer_of_its_exact_size_in_any_chunks() {
             let first = long_segments.pop().unwrap();
             assert!(!shared.contains(&(first.as_ptr() as usize)), "{why}");
             assert!(
-                owns_exact_buffer(first),
+                owns_exact_buffer(&mut h, first),
                 "{why}: the long segment has its own buffer"
             );
             let counted = h.conn.stats().bytes_received as usize - before;
@@ -1707,6 +1709,40 @@ fn a_long_data_in_segment_gets_a_buffer_of_its_exact_size_in_any_chunks() {
             assert_eq!(h.conn.state(), ConnectionState::FullFeature, "{why}");
         }
     }
+}
+
+/// A long segment's buffer is read into again once the caller has dropped
+/// the result, and not while it holds it.
+#[test]
+fn a_dropped_long_result_lends_its_buffer_to_the_next() {
+    let mut h = with_digests(false, true, 256 * 1024);
+    let long_read = |h: &mut Harness, byte: usize| {
+        let itt = h.submit(read(1, 128 * 1024));
+        h.sent();
+        let pdu = data_in_with(h, itt, 0, 0, pattern(128 * 1024, byte), true);
+        let wire = h.wire(pdu);
+        // The header alone first, so that the segment goes to its own buffer.
+        h.send_bytes(&wire[..BHS_LEN]);
+        h.send_bytes(&wire[BHS_LEN..]);
+        let mut done = read_segments(h.events());
+        assert_eq!(done.len(), 1);
+        let segment = done.pop().unwrap().1.pop().unwrap();
+        assert_eq!(segment, pattern(128 * 1024, byte));
+        segment
+    };
+    let first = long_read(&mut h, 1);
+    let at = first.as_ptr();
+    let second = long_read(&mut h, 2);
+    assert_ne!(second.as_ptr(), at, "the first is still the caller's");
+    assert_eq!(first, pattern(128 * 1024, 1), "and left as it was");
+    drop(first);
+    let third = long_read(&mut h, 3);
+    // malloc could hand out the freed address again by itself; the handle
+    // the pool keeps on it says it came from the pool.
+    assert_eq!(third.as_ptr(), at);
+    assert!(!third.is_unique(), "lent again, so watched");
+    h.conn.forget_lent_segments();
+    assert!(third.is_unique());
 }
 
 /// A long segment that arrives whole within one read is not copied out of
@@ -1766,7 +1802,7 @@ fn after_a_long_segment_reads_stop_at_the_next_header() {
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].1, [pattern(70_001, 4), pattern(70_001, 5)]);
         for segment in done.into_iter().next().unwrap().1 {
-            assert!(owns_exact_buffer(segment));
+            assert!(owns_exact_buffer(&mut h, segment));
         }
         // A short PDU with data next: reads are free again after its header.
         let more = h.submit(read(1, 4096));
@@ -1804,7 +1840,8 @@ fn a_short_result_does_not_pin_a_large_buffer() {
     assert!(shared.contains(&(done[0].1[0].as_ptr() as usize)));
     assert_eq!(done[1].1, [pattern(1 << 20, 8)]);
     let mut done = done;
-    assert!(owns_exact_buffer(done.pop().unwrap().1.pop().unwrap()));
+    let last = done.pop().unwrap().1.pop().unwrap();
+    assert!(owns_exact_buffer(&mut h, last));
     assert!(shared_range(&mut h).len() <= RECEIVE_ALLOCATION);
 }
 
